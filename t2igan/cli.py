@@ -1,0 +1,287 @@
+"""The `t2igan` command: argument parsing and dispatch to the rooms that do the work.
+
+Every command turns a `T2IGanError` into one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from t2igan import __version__
+from t2igan.errors import T2IGanError
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """Import a room only when its command runs: `t2igan --help` stays fast and torch-free."""
+
+    def run(args: argparse.Namespace) -> int:
+        handler = getattr(importlib.import_module(module), function)
+        return handler(args)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------- plugins
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from t2igan.registry import get_registry
+
+    registry = get_registry()
+    rows = [info.as_dict() for info in registry.plugins.values()]
+    if not args.all:
+        rows = [r for r in rows if r["status"] != "ok" or r["provides"]]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        version = f" {row['version']}" if row["version"] else ""
+        origin = "built-in" if row["builtin"] else (row["distribution"] or "in-process")
+        print(f"{row['name']}{version}  [{origin}]  status: {row['status']}")
+        if row["error"]:
+            print(f"  error: {row['error']}")
+        for kind, names in row["provides"].items():
+            print(f"  {kind}s: {', '.join(names)}")
+        for what, license_ in row["licenses"].items():
+            print(f"  license of {what}: {license_}")
+        if row["hooks"]:
+            print(f"  hooks: {', '.join(row['hooks'])}")
+    return 0 if all(r["status"] == "ok" for r in rows) or not args.strict else 1
+
+
+# ----------------------------------------------------------------------------------------- models
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from t2igan.models import ModelRef, parameter_counts, resolve
+    from t2igan.registry import get_registry, matching
+
+    registry = get_registry()
+    names = matching(registry.models, args.pattern) if args.pattern else sorted(registry.models)
+    if args.pattern and not names:
+        # a pattern may name presets too (`*.tiny`, `galip.cub*`)
+        names = sorted(registry.models)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        spec = registry.model(name)
+        for preset_name, preset in spec.presets.items():
+            full = f"{name}.{preset_name}"
+            if args.pattern and not (matching([name], args.pattern) or matching([full], args.pattern)):
+                continue
+            row: dict[str, Any] = {
+                "model": name,
+                "preset": preset_name,
+                "dataset": preset.dataset,
+                "image_size": preset.image_size,
+                "batch_size": preset.batch_size,
+                "text_encoder": preset.text_encoder,
+                "license": spec.license,
+                "citation": spec.citation,
+                "source": preset.source,
+                "paper_results": [vars(r) for r in spec.paper_results],
+            }
+            if not args.no_counts:
+                try:
+                    row["parameters"] = parameter_counts(
+                        resolve(ModelRef(name, preset_name), registry), registry
+                    )
+                except Exception as exc:  # one model that fails to build must not hide the others
+                    row["parameters"] = None
+                    row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no models registered" + (f" matching {args.pattern!r}" if args.pattern else ""))
+        return 0
+    header = f"{'model.preset':<24} {'dataset':<12} {'size':>5} {'G params':>13} {'D params':>13}  license"
+    print(header)
+    for row in rows:
+        counts = row.get("parameters") or {}
+        g = counts.get("G", {}).get("total")
+        d = sum(v["total"] for k, v in counts.items() if k != "G") if counts else None
+        print(
+            f"{row['model'] + '.' + row['preset']:<24} {row['dataset'] or '-':<12} {row['image_size']:>5} "
+            f"{_count(g):>13} {_count(d):>13}  {row['license']}"
+        )
+        if row.get("error"):
+            print(f"  error: {row['error']}")
+    return 0
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from t2igan.data.commands import check_dataset, format_check_report
+
+    report = check_dataset(args.name, args.root)
+    print(format_check_report(report))
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from t2igan.data.commands import prepare
+
+    splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
+    for path in prepare(args.name, args.root, splits, args.resolution):
+        print(f"cache ready: {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available, else cpu)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="t2igan",
+        description="Train, evaluate and compare text-to-image GANs on identical splits, seeds and budgets.",
+        epilog="Run `t2igan COMMAND --help` for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"t2igan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "bench",
+        help="train and evaluate models × datasets × seeds; write tables",
+        description="Run a benchmark plan: every run shares split, budget, protocol and seeds. "
+        "With no arguments: every built-in model on `shapes`, smoke budget.",
+    )
+    p.add_argument("plan", nargs="?", help="a plan file (TOML) with the same fields as the flags")
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma list, e.g. 'ratlip,galip' or 'dfgan,dfgan:fusion=rat'; 'all' = every registered model",
+    )
+    p.add_argument("--data", default=None, help="comma list of datasets (default: shapes)")
+    p.add_argument("--seeds", default=None, help="comma list of seeds (default: 0)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget", choices=("smoke", "short", "paper"), default=None)
+    budget.add_argument("--steps", type=int, default=None, help="train each run for N steps")
+    budget.add_argument("--epochs", type=int, default=None, help="train each run for N epochs")
+    p.add_argument("--protocol", choices=("paper", "quick"), default=None, help="evaluation protocol")
+    p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default=None)
+    p.add_argument("--out", default=None, help="output folder (default: runs/<plan name>)")
+    p.add_argument("--root", action="append", default=[], metavar="DATASET=PATH", help="dataset root folders")
+    p.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun DDP)")
+    p.add_argument("--emit-commands", action="store_true", help="print one command per run and exit")
+    _add_device(p)
+    p.set_defaults(func=_lazy("t2igan.bench.commands", "run_bench"))
+
+    p = sub.add_parser("train", help="train one model on one dataset")
+    p.add_argument("--model", required=True, help="model reference, e.g. dfgan, dfgan.tiny, dfgan:fusion=rat")
+    p.add_argument("--data", default="shapes")
+    p.add_argument("--preset", default=None, help="preset name (default: the model's default preset)")
+    p.add_argument("--root", default=None, help="dataset folder")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/train/<data>/<model>/seed<k>)")
+    p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
+    _add_device(p)
+    p.set_defaults(func=_lazy("t2igan.train.commands", "run_train"))
+
+    p = sub.add_parser("eval", help="score a checkpoint or a folder of images against a dataset split")
+    p.add_argument("source", help="a checkpoint (.pt) or a folder of images")
+    p.add_argument("--data", default="shapes")
+    p.add_argument("--root", default=None)
+    p.add_argument("--protocol", default="quick")
+    p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")
+    p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default="standard")
+    p.add_argument("--out", default=None, help="write the values (JSON) here")
+    _add_device(p)
+    p.set_defaults(func=_lazy("t2igan.train.commands", "run_eval"))
+
+    p = sub.add_parser("sample", help="generate images from captions with a checkpoint")
+    p.add_argument("--ckpt", required=True, help="a checkpoint written by `t2igan train` or `t2igan convert`")
+    p.add_argument("--text", action="append", required=True, help="a caption (repeat for several)")
+    p.add_argument("--n", type=int, default=8, help="images per caption")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="samples.png")
+    _add_device(p)
+    p.set_defaults(func=_lazy("t2igan.train.commands", "run_sample"))
+
+    p = sub.add_parser("report", help="build results.csv, table.csv/.md/.tex and plots from run records")
+    p.add_argument("runs", help="a plan's output folder, e.g. runs/shapes-smoke")
+    p.set_defaults(func=_lazy("t2igan.bench.commands", "run_report"))
+
+    p = sub.add_parser("data", help="check a dataset folder or build its caches")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("check", help="validate a dataset folder and print what it holds")
+    q.add_argument("name", help="dataset name (see `t2igan plugins`)")
+    q.add_argument("--root", default=None, help="dataset folder")
+    q.set_defaults(func=cmd_data_check)
+    q = data_sub.add_parser("prepare", help="pre-process images into the training cache")
+    q.add_argument("name")
+    q.add_argument("--root", default=None)
+    q.add_argument("--splits", default=None, help="comma list (default: all)")
+    q.add_argument("--resolution", type=int, default=None, help="image size (default: the dataset's)")
+    q.set_defaults(func=cmd_data_prepare)
+
+    p = sub.add_parser("convert", help="convert an official released checkpoint into ours")
+    p.add_argument("checkpoint", help="the official .pth file")
+    p.add_argument("--model", required=True, help="model reference, e.g. dfgan.bird256")
+    p.add_argument("--out", required=True, help="where to write the converted checkpoint")
+    p.set_defaults(func=_lazy("t2igan.train.commands", "run_convert"))
+
+    p = sub.add_parser("pretrain-encoder", help="pre-train a text encoder (DAMSM pair or small CLIP)")
+    p.add_argument("kind", choices=("damsm", "clip"))
+    p.add_argument("--data", default="shapes")
+    p.add_argument("--root", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output file (default: the encoder cache)")
+    _add_device(p)
+    p.set_defaults(func=_lazy("t2igan.text.commands", "run_pretrain"))
+
+    p = sub.add_parser("plugins", help="list plugins: what each provides, its status and licence")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="also list plugins that provide nothing")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any plugin failed to load")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("models", help="list models and presets with parameter counts of G and D")
+    p.add_argument("pattern", nargs="?", help="wildcard over model or model.preset names, e.g. '*rat*'")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-counts", action="store_true", help="skip building models to count parameters")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except T2IGanError as exc:
+        print(f"t2igan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("t2igan."):
+            print(
+                f"t2igan {args.command}: error: this build does not include {exc.name} yet", file=sys.stderr
+            )
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print(f"t2igan {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Model references as users write them (`dfgan`, `dfgan.tiny`, `dfgan:fusion=rat`), resolved to a
+config and built through the registry; parameter counts without allocating weights."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from t2igan.errors import ConfigError
+from t2igan.nn.interfaces import BuildContext, GANModel, count_parameters
+from t2igan.specs import ModelSpec, Preset
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """`name[.preset][:key=value,key=value]`: a model, an optional preset, and overrides."""
+
+    name: str
+    preset: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The row name in tables: the reference as written, canonicalised."""
+        text = self.name + (f".{self.preset}" if self.preset else "")
+        if self.overrides:
+            text += ":" + ",".join(f"{k}={_format_value(v)}" for k, v in self.overrides)
+        return text
+
+    @property
+    def variant(self) -> str:
+        """The row name without the preset (a bench fixes the preset by its budget and dataset)."""
+        text = self.name
+        if self.overrides:
+            text += ":" + ",".join(f"{k}={_format_value(v)}" for k, v in self.overrides)
+        return text
+
+    def overrides_dict(self) -> dict[str, Any]:
+        return dict(self.overrides)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_value(text: str) -> Any:
+    """Override values: true/false, int, float, or the string itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty model name in --models")
+    head, _, tail = text.partition(":")
+    name, _, preset = head.partition(".")
+    overrides: list[tuple[str, Any]] = []
+    for item in filter(None, (part.strip() for part in tail.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--models {text!r}: override {item!r} must look like key=value")
+        overrides.append((key.strip(), parse_value(value)))
+    return ModelRef(name.strip(), preset.strip() or None, tuple(sorted(overrides)))
+
+
+def parse_model_list(text: str) -> list[ModelRef]:
+    """Split `--models` on commas; a `key=value` piece with no `:` continues the previous model's
+    overrides, so `alrgan:alr=false,lvr=false,dfgan` is two models."""
+    pieces: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if "=" in part and ":" not in part and pieces:
+            pieces[-1] += "," + part
+        else:
+            pieces.append(part)
+    if not pieces:
+        raise ConfigError("--models is empty: give at least one model name (see `t2igan models`)")
+    return [parse_model_ref(p) for p in pieces]
+
+
+@dataclass
+class ResolvedModel:
+    """A model reference with its spec, preset and final config."""
+
+    ref: ModelRef
+    spec: ModelSpec
+    preset: Preset
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.ref.variant
+
+
+def resolve(ref: ModelRef, registry: Any, preset: str | None = None) -> ResolvedModel:
+    """Look the model up and apply overrides to its preset; unknown keys fail with the allowed ones."""
+    spec: ModelSpec = registry.model(ref.name)
+    chosen = spec.preset(ref.preset or preset)
+    config = apply_overrides(chosen.config, ref.overrides_dict(), where=f"{ref.label}")
+    return ResolvedModel(ref, spec, chosen, config)
+
+
+def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
+    config = dict(base)
+    for key, value in overrides.items():
+        if key not in config:
+            close = difflib.get_close_matches(key, list(config), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{where}: unknown override {key!r}.{hint} Allowed keys: {', '.join(sorted(config))}"
+            )
+        config[key] = value
+    return config
+
+
+def build_model(resolved: ResolvedModel, context: BuildContext) -> GANModel:
+    model = resolved.spec.build(resolved.config, context)
+    if not isinstance(model, GANModel):
+        raise ConfigError(
+            f"model {resolved.spec.name!r}: its build function returned {type(model).__name__}, not a GANModel"
+        )
+    return model
+
+
+def parameter_counts(resolved: ResolvedModel, registry: Any) -> dict[str, dict[str, int]]:
+    """Counts per part (G, D, and e.g. C) built on the meta device: no memory, no weights needed."""
+    with torch.device("meta"):
+        model = build_model(resolved, BuildContext(registry=registry, device=torch.device("meta")))
+    return {part: count_parameters(module) for part, module in model.parameter_groups().items()}

@@ -1,0 +1,215 @@
+"""The contract a model plugin writes against: generator, discriminator, fusion block, text encoder,
+and the GANModel that bundles them for the one Trainer every model shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+LossDict = dict[str, Tensor]
+
+
+@dataclass
+class TextFeatures:
+    """What a text encoder gives for a batch of captions.
+
+    `sentence` (B, D_s); `words` (B, D_w, T) channels-first as AttnGAN/DF-GAN use them, or None for
+    encoders whose word features no model here consumes; `mask` (B, T) True at padding positions.
+    """
+
+    sentence: Tensor
+    words: Tensor | None = None
+    mask: Tensor | None = None
+
+
+@dataclass
+class Batch:
+    """One training batch: real images in [-1, 1] and the text features of one caption per image."""
+
+    images: Tensor
+    text: TextFeatures
+    captions: list[str] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> Batch:
+        text = TextFeatures(
+            self.text.sentence.to(device),
+            None if self.text.words is None else self.text.words.to(device),
+            None if self.text.mask is None else self.text.mask.to(device),
+        )
+        extras = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.extras.items()}
+        return Batch(self.images.to(device), text, list(self.captions), extras)
+
+
+class FusionBlock(nn.Module, ABC):
+    """Fuses a text condition into feature maps: `forward(h, cond, state) -> (h, state)`.
+
+    `cond` (B, cond_dim) is whatever the generator conditions on (DF-GAN: noise ⊕ sentence).
+    `state` carries recurrent state from block to block (RAT's LSTM (h, c)); stateless blocks
+    return it unchanged. Constructed as `Block(cond_dim, channels, shared=None, **options)`.
+    """
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        self.cond_dim = cond_dim
+        self.channels = channels
+
+    @abstractmethod
+    def forward(self, h: Tensor, cond: Tensor, state: Any = None) -> tuple[Tensor, Any]: ...
+
+
+class SharedFusionState(nn.Module, ABC):
+    """A module shared by all fusion blocks of one generator (RAT's LSTM); gives the initial state."""
+
+    @abstractmethod
+    def initial_state(self, noise: Tensor, cond: Tensor) -> Any: ...
+
+
+class Generator(nn.Module, ABC):
+    """`forward(noise, sentence, words=None, mask=None)` -> image in [-1, 1], (B, 3, S, S).
+
+    Multi-stage generators return a list of images, finest last.
+    """
+
+    noise_dim: int
+    image_size: int
+
+    @abstractmethod
+    def forward(
+        self, noise: Tensor, sentence: Tensor, words: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor | list[Tensor]: ...
+
+
+class Discriminator(nn.Module, ABC):
+    """Image features `features(x)` and a conditional head `logits(features, sentence)`.
+
+    Splitting the two lets core write MA-GP and the mismatched-text term once for every model.
+    """
+
+    @abstractmethod
+    def features(self, images: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def logits(self, features: Tensor, sentence: Tensor) -> Tensor: ...
+
+    def forward(self, images: Tensor, sentence: Tensor) -> Tensor:
+        return self.logits(self.features(images), sentence)
+
+
+class TextEncoder(nn.Module, ABC):
+    """Encodes captions. `tokenize(captions)` -> tensors; `encode(tokens)` -> TextFeatures.
+
+    Frozen during GAN training; `sentence_dim` and `word_dim` tell models what to expect.
+    """
+
+    sentence_dim: int
+    word_dim: int
+
+    @abstractmethod
+    def tokenize(self, captions: list[str]) -> dict[str, Tensor]: ...
+
+    @abstractmethod
+    def encode(self, tokens: dict[str, Tensor]) -> TextFeatures: ...
+
+    @torch.no_grad()
+    def encode_captions(self, captions: list[str]) -> TextFeatures:
+        device = next(self.parameters()).device
+        tokens = {k: v.to(device) for k, v in self.tokenize(captions).items()}
+        return self.encode(tokens)
+
+
+class GANModel(nn.Module, ABC):
+    """A generator, a discriminator and the model's own losses.
+
+    The Trainer owns optimisers, devices, checkpoints and logging; a model only says how one D step
+    and one G step compute their losses. Each returns a dict whose "loss" entry is what the Trainer
+    back-propagates; the other entries are logged. A D step that the official code splits into
+    several optimiser steps (RAT-GAN steps MA-GP separately) is written as a generator yielding one
+    dict per optimiser step: the Trainer steps after each, before the next is computed.
+    """
+
+    generator: Generator
+    discriminator: Discriminator
+    text_encoder_name: str
+
+    @abstractmethod
+    def d_step(self, batch: Batch) -> LossDict | Iterator[LossDict]: ...
+
+    @abstractmethod
+    def g_step(self, batch: Batch) -> LossDict: ...
+
+    def parameter_groups(self) -> dict[str, nn.Module]:
+        """The parts whose parameters are reported separately (`t2igan models`, run records).
+
+        Models with a separate conditional head (DF-GAN's netC) add it as "C"."""
+        return {"G": self.generator, "D": self.discriminator}
+
+    # State-dict prefixes never written to our checkpoints: frozen pretrained parts (GALIP's CLIP)
+    # that are loaded from their own weights file and named in the run record by sha256.
+    excluded_state_prefixes: tuple[str, ...] = ()
+
+    def checkpoint_states(self) -> dict[str, dict[str, Tensor]]:
+        state = self.state_dict()
+        return {"model": {k: v for k, v in state.items() if not k.startswith(self.excluded_state_prefixes)}}
+
+    def load_checkpoint_states(self, states: dict[str, dict[str, Tensor]]) -> None:
+        """Strict on everything we store; the excluded (frozen, separately loaded) parts stay as they are."""
+        from t2igan.errors import T2IGanError
+
+        if "model" not in states:
+            raise T2IGanError(f"checkpoint states hold {sorted(states)}, expected a 'model' entry")
+        result = self.load_state_dict(states["model"], strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith(self.excluded_state_prefixes)]
+        if missing or result.unexpected_keys:
+            raise T2IGanError(
+                f"checkpoint does not match {type(self).__name__}: missing keys {missing[:20]}, "
+                f"unexpected keys {list(result.unexpected_keys)[:20]}"
+            )
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.generator.parameters() if p.requires_grad]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.discriminator.parameters() if p.requires_grad]
+
+    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        device = next(self.generator.parameters()).device
+        return torch.randn(batch_size, self.generator.noise_dim, generator=generator, device=device)
+
+    @torch.no_grad()
+    def generate(self, noise: Tensor, text: TextFeatures) -> Tensor:
+        """Images in [-1, 1] from the finest stage, for evaluation and sampling."""
+        out = self.generator(noise, text.sentence, text.words, text.mask)
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        return out.clamp(-1, 1)
+
+
+@dataclass
+class BuildContext:
+    """What a builder may use besides its config: the registry (to look components up by name), the
+    loaded text encoder (GALIP reuses CLIP's modules), and the device."""
+
+    registry: Any
+    text_encoder: TextEncoder | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+def count_parameters(module: nn.Module) -> dict[str, int]:
+    """Unique parameters of a module, split into trainable and frozen."""
+    seen: set[int] = set()
+    trainable = frozen = 0
+    for p in module.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if p.requires_grad:
+            trainable += p.numel()
+        else:
+            frozen += p.numel()
+    return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}

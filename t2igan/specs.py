@@ -1,0 +1,252 @@
+"""What a plugin registers: frozen specs of models, fusion blocks, text encoders, datasets, metrics.
+
+Specs are data. A model's presets, licence, citation and paper-reported numbers live here, next
+to the function that builds it; nothing in core branches on a model's name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from t2igan.errors import RegistrationError
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise RegistrationError(
+            f"{kind} name {name!r} is invalid: expected lower-case letters, digits, '_' or '-', "
+            "starting with a letter"
+        )
+
+
+def _check_callable(kind: str, name: str, field_name: str, value: Any, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise RegistrationError(f"{kind} {name!r}: field {field_name!r} must be callable, got {value!r}")
+
+
+def _check_text(kind: str, name: str, field_name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise RegistrationError(f"{kind} {name!r}: field {field_name!r} is required (a non-empty string)")
+
+
+def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """A number a paper (or an official README) reports, with where it comes from."""
+
+    dataset: str
+    metric: str
+    value: float
+    source: str  # e.g. "DF-GAN paper (CVPR 2022) Table 1" or "tobran/DF-GAN README.md"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _check_text("paper result", f"{self.dataset}/{self.metric}", "source", self.source)
+        if not isinstance(self.value, (int, float)):
+            raise RegistrationError(f"paper result {self.dataset}/{self.metric}: value must be a number")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration of a model: a paper preset for one dataset, or `tiny` for CPU.
+
+    `config` holds every hyper-parameter the builder reads; its keys are also the keys a user may
+    override on the command line (`dfgan:fusion=rat`).
+    """
+
+    name: str
+    config: Mapping[str, Any]
+    image_size: int
+    batch_size: int
+    text_encoder: str
+    dataset: str | None = None  # the dataset this is the paper preset of; None for generic presets
+    description: str = ""
+    source: str = ""  # the official file the values come from
+
+    def __post_init__(self) -> None:
+        _check_name("preset", self.name)
+        object.__setattr__(self, "config", _freeze(self.config))
+        if not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise RegistrationError(f"preset {self.name!r}: image_size must be a positive int")
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise RegistrationError(f"preset {self.name!r}: batch_size must be a positive int")
+        _check_text("preset", self.name, "text_encoder", self.text_encoder)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A text-to-image GAN: how to build it, its presets, licence, citation and reported numbers.
+
+    `build(config, context)` returns a `t2igan.nn.GANModel`; `config` is a preset's config with the
+    user's overrides applied, `context` a `t2igan.nn.BuildContext` (registry, text encoder, device).
+    """
+
+    name: str
+    build: Callable[..., Any]
+    presets: Mapping[str, Preset]
+    license: str
+    citation: str
+    default_preset: str = "tiny"
+    description: str = ""
+    url: str = ""
+    paper_results: tuple[PaperResult, ...] = ()
+    # convert(path_or_state) -> {"generator": sd, "discriminator": sd, ...}: an official release's
+    # checkpoint mapped onto our modules; None when the authors released none.
+    convert: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("model", self.name)
+        _check_callable("model", self.name, "convert", self.convert, optional=True)
+        _check_callable("model", self.name, "build", self.build)
+        _check_text("model", self.name, "license", self.license)
+        _check_text("model", self.name, "citation", self.citation)
+        presets = dict(self.presets or {})
+        if not presets:
+            raise RegistrationError(f"model {self.name!r}: at least one preset is required")
+        for key, preset in presets.items():
+            if not isinstance(preset, Preset) or preset.name != key:
+                raise RegistrationError(f"model {self.name!r}: preset {key!r} must be a Preset named {key!r}")
+        if self.default_preset not in presets:
+            raise RegistrationError(
+                f"model {self.name!r}: default_preset {self.default_preset!r} is not one of {sorted(presets)}"
+            )
+        object.__setattr__(self, "presets", _freeze(presets))
+        object.__setattr__(self, "paper_results", tuple(self.paper_results))
+
+    def preset(self, name: str | None = None) -> Preset:
+        from t2igan.errors import UnknownNameError
+
+        name = name or self.default_preset
+        if name not in self.presets:
+            raise UnknownNameError(f"preset of {self.name}", name, self.presets)
+        return self.presets[name]
+
+
+@dataclass(frozen=True)
+class FusionBlockSpec:
+    """A way to fuse the text condition into generator features.
+
+    `block(cond_dim, channels, shared=None, **options)` returns a `t2igan.nn.FusionBlock`.
+    `shared(cond_dim, noise_dim, **options)`, when given, builds one module per generator that all
+    its blocks share (RAT's LSTM); the generator passes it to every block and asks it for the
+    initial recurrent state.
+    """
+
+    name: str
+    block: Callable[..., Any]
+    description: str
+    shared: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("fusion block", self.name)
+        _check_callable("fusion block", self.name, "block", self.block)
+        _check_callable("fusion block", self.name, "shared", self.shared, optional=True)
+        _check_text("fusion block", self.name, "description", self.description)
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    """A text encoder (DAMSM, CLIP, ...): `build(config, context)` returns a `t2igan.nn.TextEncoder`."""
+
+    name: str
+    build: Callable[..., Any]
+    description: str
+    license: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("text encoder", self.name)
+        _check_callable("text encoder", self.name, "build", self.build)
+        _check_text("text encoder", self.name, "description", self.description)
+        object.__setattr__(self, "config", _freeze(self.config))
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a dataset is evaluated: what to generate and which metrics to compute on it."""
+
+    name: str
+    metrics: tuple[str, ...]
+    images_per_caption: int = 1  # generated images per selected test caption
+    sample_times: int = 1  # passes over the test split, one random caption per image per pass
+    batch_size: int = 32
+    drop_last: bool = False
+    max_images: int | None = None  # cap for `quick` protocols
+    seed: int = 100
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("protocol", self.name)
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset in its official on-disk layout (or generated, like `shapes`).
+
+    `load_split(root, split, **options)` returns a `t2igan.data.Split`. `root` is None for datasets
+    that need nothing on disk.
+    """
+
+    name: str
+    load_split: Callable[..., Any]
+    splits: tuple[str, ...]
+    captions_per_image: int
+    description: str
+    license: str = ""
+    citation: str = ""
+    needs_root: bool = True
+    root_env: str = ""  # environment variable giving the default root, e.g. T2IGAN_CUB_ROOT
+    protocols: Mapping[str, Protocol] = field(default_factory=dict)
+    augmentation: str = "none"  # "none" or "crop_flip" (the official Resize 76/64 + RandomCrop + flip)
+
+    def __post_init__(self) -> None:
+        _check_name("dataset", self.name)
+        _check_callable("dataset", self.name, "load_split", self.load_split)
+        _check_text("dataset", self.name, "description", self.description)
+        if not self.splits:
+            raise RegistrationError(f"dataset {self.name!r}: splits must not be empty")
+        if self.augmentation not in ("none", "crop_flip"):
+            raise RegistrationError(
+                f"dataset {self.name!r}: augmentation must be 'none' or 'crop_flip', "
+                f"got {self.augmentation!r}"
+            )
+        object.__setattr__(self, "splits", tuple(self.splits))
+        object.__setattr__(self, "protocols", _freeze(self.protocols))
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric: `build(config, context)` returns an object with `compute(...) -> list[MetricValue]`."""
+
+    name: str
+    build: Callable[..., Any]
+    description: str
+    higher_is_better: bool
+    needs: tuple[str, ...] = ()  # what it consumes: "images", "captions", "real_images", ...
+
+    def __post_init__(self) -> None:
+        _check_name("metric", self.name)
+        _check_callable("metric", self.name, "build", self.build)
+        _check_text("metric", self.name, "description", self.description)
+        object.__setattr__(self, "needs", tuple(self.needs))
+
+
+SPEC_KINDS: dict[type, str] = {
+    ModelSpec: "model",
+    FusionBlockSpec: "fusion block",
+    TextEncoderSpec: "text encoder",
+    DatasetSpec: "dataset",
+    MetricSpec: "metric",
+}

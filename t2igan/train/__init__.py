@@ -1,0 +1,1 @@
+"""Training: the one Trainer every model shares, its checkpoints and its distributed helpers."""

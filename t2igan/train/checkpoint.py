@@ -1,0 +1,126 @@
+"""Our checkpoint format: model identity + state dicts + optimiser and RNG state, written atomically,
+read back with `weights_only=True`, so a resumed run continues with the same numbers."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from t2igan.errors import T2IGanError
+from t2igan.weights import load_state_dict_file
+
+FORMAT = "t2igan-checkpoint"
+VERSION = 1
+STEP_FILE = re.compile(r"^step(\d+)\.pt$")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save into a temporary file beside `path`, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training step may draw from, as tensors and plain values (weights_only-safe)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    np_state = np.random.get_state()
+    state["numpy"] = {
+        "name": np_state[0],
+        "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "pos": int(np_state[2]),
+        "has_gauss": int(np_state[3]),
+        "cached_gaussian": float(np_state[4]),
+    }
+    py_version, py_internal, py_gauss = random.getstate()
+    state["python"] = {"version": py_version, "internal": list(py_internal), "gauss": py_gauss}
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+
+
+def make_checkpoint(
+    *,
+    model_info: Mapping[str, Any],
+    states: Mapping[str, Mapping[str, torch.Tensor]],
+    optimizers: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Mapping[str, int] | None = None,
+    include_rng: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": dict(model_info),
+        "states": {k: dict(v) for k, v in states.items()},
+        "optimizers": dict(optimizers or {}),
+        "progress": dict(progress or {}),
+        "rng": rng_state() if include_rng else None,
+        "extra": dict(extra or {}),
+    }
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read one of our checkpoints; a foreign file gets an error saying what to do with it."""
+    data = load_state_dict_file(path, what="checkpoint")
+    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+        raise T2IGanError(
+            f"checkpoint {path}: not a t2igan checkpoint (no format={FORMAT!r} entry). An official release's "
+            "file is converted first: `t2igan convert --model NAME.PRESET FILE --out OUT.pt`."
+        )
+    if data.get("version", 0) > VERSION:
+        raise T2IGanError(f"checkpoint {path}: format version {data['version']} is newer than this t2igan")
+    for key in ("model", "states"):
+        if key not in data:
+            raise T2IGanError(f"checkpoint {path}: missing entry {key!r}")
+    return dict(data)
+
+
+def step_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, path) of `stepNNNNNNN.pt` files in a run folder, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_FILE.match(p.name))]
+    return sorted(found)
+
+
+def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> None:
+    for _, path in step_checkpoints(folder)[:-keep_last] if keep_last > 0 else []:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,46 @@
+"""Sample grids: fixed captions × fixed noise, identical for every model so grids compare side by side."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """(B, 3, H, W) in [-1, 1] → (B, H, W, 3) uint8."""
+    images = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return images.permute(0, 2, 3, 1).cpu()
+
+
+def grid_image(images: Tensor, rows: int, padding: int = 2) -> Image.Image:
+    pixels = to_uint8(images)
+    count, height, width, _ = pixels.shape
+    cols = -(-count // rows)
+    canvas = torch.full(
+        (rows * (height + padding) + padding, cols * (width + padding) + padding, 3), 255, dtype=torch.uint8
+    )
+    for i in range(count):
+        r, c = divmod(i, cols)
+        y, x = padding + r * (height + padding), padding + c * (width + padding)
+        canvas[y : y + height, x : x + width] = pixels[i]
+    return Image.fromarray(canvas.numpy())
+
+
+def save_grid(images: Tensor, path: str | os.PathLike, rows: int) -> Path:
+    """Write a PNG grid atomically (row-major: one row per caption when rows = number of captions)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        grid_image(images, rows).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

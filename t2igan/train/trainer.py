@@ -1,0 +1,283 @@
+"""One Trainer for every model: it drives a GANModel's d_step/g_step and owns optimisers,
+checkpoints (atomic, resumable to the same numbers), progress bar, JSONL log and sample grids."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from t2igan.errors import T2IGanError
+from t2igan.nn.interfaces import Batch, GANModel, LossDict, TextFeatures
+from t2igan.train import distributed
+from t2igan.train.checkpoint import (
+    atomic_torch_save,
+    make_checkpoint,
+    prune_checkpoints,
+    read_checkpoint,
+    set_rng_state,
+    step_checkpoints,
+)
+
+
+class TrainingDiverged(T2IGanError):
+    """A loss became NaN or infinite: the run is recorded as failed with the step and the losses."""
+
+
+class BatchSource(Protocol):
+    """Where batches come from: a fixed number per epoch, reproducible from (epoch, start index)."""
+
+    steps_per_epoch: int
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]: ...
+
+
+@dataclass
+class TrainerConfig:
+    out_dir: Path
+    total_steps: int
+    lr_g: float
+    lr_d: float
+    betas: tuple[float, float] = (0.0, 0.9)
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 500
+    keep_last: int = 2
+    sample_every: int = 0  # 0: only at the end
+    log_every: int = 10
+    progress: bool = True
+    model_info: Mapping[str, Any] = field(default_factory=dict)  # name, variant, preset, config, ...
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    resumed_from: int
+    train_seconds: float
+    step_seconds_median: float | None
+    last_losses: dict[str, float]
+    final_checkpoint: Path | None
+    peak_memory_bytes: int | None
+
+
+def _as_floats(losses: LossDict) -> dict[str, float]:
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: GANModel,
+        source: BatchSource,
+        config: TrainerConfig,
+        sample_text: TextFeatures | None = None,
+        sample_noise: Tensor | None = None,
+    ):
+        self.model = model
+        self.source = source
+        self.config = config
+        self.device = torch.device(config.device)
+        self.is_writer = distributed.is_main_process()
+        self.model.to(self.device)
+        self.opt_g = torch.optim.Adam(model.generator_parameters(), lr=config.lr_g, betas=config.betas)
+        self.opt_d = torch.optim.Adam(model.discriminator_parameters(), lr=config.lr_d, betas=config.betas)
+        self.sample_text = sample_text
+        self.sample_noise = sample_noise
+        self.out_dir = Path(config.out_dir)
+        self.step = 0
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return make_checkpoint(
+            model_info=self.config.model_info,
+            states=self.model.checkpoint_states(),
+            optimizers={"generator": self.opt_g.state_dict(), "discriminator": self.opt_d.state_dict()},
+            progress={"step": self.step, "total_steps": self.config.total_steps},
+        )
+
+    def save(self, name: str | None = None) -> Path | None:
+        if not self.is_writer:
+            return None
+        path = self.out_dir / (name or f"step{self.step:08d}.pt")
+        atomic_torch_save(self.state(), path)
+        if name is None:
+            prune_checkpoints(self.out_dir, self.config.keep_last)
+        return path
+
+    def resume(self) -> int:
+        """Continue from the newest step checkpoint in the run folder, if any; returns its step."""
+        candidates = [path for _, path in step_checkpoints(self.out_dir)[-1:]]
+        if (self.out_dir / "final.pt").exists():
+            candidates.append(self.out_dir / "final.pt")
+        if not candidates:
+            return 0
+        loaded = [read_checkpoint(path) for path in candidates]
+        checkpoint = max(loaded, key=lambda c: int(c["progress"]["step"]))
+        if int(checkpoint["progress"]["step"]) > self.config.total_steps:
+            raise T2IGanError(
+                f"{self.out_dir}: holds a checkpoint at step {checkpoint['progress']['step']}, past this run's "
+                f"budget of {self.config.total_steps} steps; use a new output folder or a larger budget"
+            )
+        self.model.load_checkpoint_states(checkpoint["states"])
+        self.opt_g.load_state_dict(checkpoint["optimizers"]["generator"])
+        self.opt_d.load_state_dict(checkpoint["optimizers"]["discriminator"])
+        if checkpoint.get("rng"):
+            set_rng_state(checkpoint["rng"])
+        self.step = int(checkpoint["progress"]["step"])
+        self._truncate_log(self.step)
+        return self.step
+
+    # ------------------------------------------------------------------------------------- steps
+    def _optimise(self, optimizer: torch.optim.Optimizer, losses: LossDict) -> LossDict:
+        if "loss" not in losses:
+            raise T2IGanError(
+                f"{type(self.model).__name__} returned losses without a 'loss' entry: {sorted(losses)}"
+            )
+        loss = losses["loss"]
+        if not torch.isfinite(loss.detach()).all():
+            raise TrainingDiverged(f"step {self.step}: non-finite loss {_as_floats(losses)}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        distributed.average_gradients(params)
+        optimizer.step()
+        return losses
+
+    def d_step(self, batch: Batch) -> dict[str, float]:
+        result = self.model.d_step(batch)
+        logged: dict[str, float] = {}
+        phases = [result] if isinstance(result, Mapping) else result
+        for index, losses in enumerate(phases):
+            self._optimise(self.opt_d, losses)
+            prefix = "d_" if index == 0 else f"d{index}_"
+            logged.update({prefix + k: v for k, v in _as_floats(losses).items()})
+        return logged
+
+    def g_step(self, batch: Batch) -> dict[str, float]:
+        losses = self._optimise(self.opt_g, self.model.g_step(batch))
+        return {"g_" + k: v for k, v in _as_floats(losses).items()}
+
+    # ----------------------------------------------------------------------------------- the loop
+    def fit(self, resume: bool = True) -> TrainResult:
+        torch.manual_seed(self.config.seed)
+        resumed_from = self.resume() if resume else 0
+        if self.is_writer:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.model.train()
+        total = self.config.total_steps
+        per_epoch = max(1, self.source.steps_per_epoch)
+        bar = _progress(total, resumed_from, self.config.progress and self.is_writer)
+        step_times: list[float] = []
+        losses: dict[str, float] = {}
+        started = time.perf_counter()
+        iterator: Iterator[Batch] | None = None
+        try:
+            while self.step < total:
+                epoch, index = divmod(self.step, per_epoch)
+                if iterator is None or index == 0:
+                    iterator = self.source.batches(epoch, start=index)
+                tick = time.perf_counter()
+                batch = next(iterator).to(self.device)
+                losses = {**self.d_step(batch), **self.g_step(batch)}
+                step_times.append(time.perf_counter() - tick)
+                self.step += 1
+                self._after_step(losses, epoch, bar)
+        finally:
+            bar.close()
+        final = self.save("final.pt")
+        self.write_samples("final")
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            peak = _process_peak_rss()
+        return TrainResult(
+            steps=self.step,
+            resumed_from=resumed_from,
+            train_seconds=time.perf_counter() - started,
+            step_seconds_median=statistics.median(step_times) if step_times else None,
+            last_losses=losses,
+            final_checkpoint=final,
+            peak_memory_bytes=peak,
+        )
+
+    def _after_step(self, losses: dict[str, float], epoch: int, bar: Any) -> None:
+        config = self.config
+        if bar is not None:
+            bar.update(1)
+            if self.step % max(1, config.log_every) == 0:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k.endswith("loss")})
+        if self.is_writer and (self.step % max(1, config.log_every) == 0 or self.step == config.total_steps):
+            self._log({"step": self.step, "epoch": epoch, "time": time.time(), "losses": losses})
+        if (
+            config.checkpoint_every
+            and self.step % config.checkpoint_every == 0
+            and self.step < config.total_steps
+        ):
+            self.save()
+        if config.sample_every and self.step % config.sample_every == 0:
+            self.write_samples(f"step{self.step:08d}")
+
+    # -------------------------------------------------------------------------------- outputs
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "log.jsonl"
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines past the resumed step: they belong to work the checkpoint does not hold."""
+        if not self.is_writer or not self.log_path.exists():
+            return
+        kept = [
+            line
+            for line in self.log_path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
+        tmp = self.log_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, self.log_path)
+
+    def write_samples(self, tag: str) -> Path | None:
+        if not self.is_writer or self.sample_text is None or self.sample_noise is None:
+            return None
+        from t2igan.train.samples import save_grid
+
+        was_training = self.model.training
+        self.model.eval()
+        text = TextFeatures(
+            self.sample_text.sentence.to(self.device),
+            None if self.sample_text.words is None else self.sample_text.words.to(self.device),
+            None if self.sample_text.mask is None else self.sample_text.mask.to(self.device),
+        )
+        images = self.model.generate(self.sample_noise.to(self.device), text)
+        self.model.train(was_training)
+        path = self.out_dir / "samples" / f"{tag}.png"
+        save_grid(images, path, rows=int(math.sqrt(len(images))) or 1)
+        return path
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=initial, disable=not enabled, desc="train", unit="step", dynamic_ncols=True
+    )
+
+
+def _process_peak_rss() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on every platform
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

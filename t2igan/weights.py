@@ -1,0 +1,125 @@
+"""Where weights come from: a path in config, then $T2IGAN_WEIGHTS, then plugins, then the owning
+library's own download when online. Offline and missing gives one error that says what to do.
+
+Also the one safe way to read a checkpoint a user hands us (`load_state_dict_file`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2igan.errors import T2IGanError, WeightsNotFoundError
+
+WEIGHTS_ENV = "T2IGAN_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    """Identifies one weights file: `kind`/`name`/`tag` for plugins, `filename` for the search path."""
+
+    kind: str  # "text_encoder", "image_encoder", "inception", "clip", "checkpoint", ...
+    name: str  # "damsm", "ViT-B-32", ...
+    tag: str  # "cub", "openai", ...
+    filename: str  # file name looked up under $T2IGAN_WEIGHTS, e.g. "damsm/text_encoder200.pth"
+    flag: str = "--weights"  # the command-line flag / config key that sets an explicit path
+    origin: str = ""  # where the official file is published, for the error message
+
+
+def weights_dirs() -> list[Path]:
+    value = os.environ.get(WEIGHTS_ENV, "")
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+
+
+def resolve_weights(
+    ref: WeightsRef,
+    path: str | os.PathLike | None = None,
+    download: Callable[[], str | os.PathLike] | None = None,
+) -> Path:
+    """Return a local file for `ref`, or raise WeightsNotFoundError naming file, place and flag.
+
+    Order: explicit `path` (must exist), `$T2IGAN_WEIGHTS/<filename>` (each directory of the
+    os.pathsep-separated list), the `t2igan_resolve_weights` hook, then `download()` (the owning
+    library's own download, which fails offline).
+    """
+    if path is not None:
+        candidate = Path(path).expanduser()
+        if not candidate.is_file():
+            raise WeightsNotFoundError(
+                f"{ref.flag} {candidate}: no such file (expected the {ref.kind} weights {ref.filename!r})"
+            )
+        return candidate
+    for directory in weights_dirs():
+        candidate = directory / ref.filename
+        if candidate.is_file():
+            return candidate
+    from t2igan.registry import get_plugin_manager
+
+    found = get_plugin_manager().hook.t2igan_resolve_weights(kind=ref.kind, name=ref.name, tag=ref.tag)
+    if found:
+        return Path(found)
+    download_error = ""
+    if download is not None:
+        try:
+            return Path(download())
+        except Exception as exc:  # offline, blocked, corrupt download: all end in the same advice
+            download_error = f" The download failed: {type(exc).__name__}: {exc}."
+    searched = ", ".join(str(d / ref.filename) for d in weights_dirs()) or f"(${WEIGHTS_ENV} is not set)"
+    origin = f" The official file is published at {ref.origin}." if ref.origin else ""
+    raise WeightsNotFoundError(
+        f"{ref.kind} weights {ref.name}/{ref.tag} not found: expected a file named {ref.filename!r}. "
+        f"Place it at ${WEIGHTS_ENV}/{ref.filename} or pass its path with {ref.flag}. "
+        f"Searched: {searched}.{download_error}{origin}"
+    )
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_state_dict_file(path: str | os.PathLike, what: str = "checkpoint") -> Mapping[str, Any]:
+    """Load a user-supplied .pth safely (`weights_only=True`), with an error that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise T2IGanError(f"{what} {path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise T2IGanError(
+            f"{what} {path}: cannot be read as a PyTorch weights file ({type(exc).__name__}: {exc}). "
+            "Expected a file written by torch.save holding tensors (truncated downloads fail here too)."
+        ) from exc
+
+
+def check_state_dict_keys(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, Any], source: str
+) -> None:
+    """Raise one error listing missing, unexpected and shape-mismatched keys (if any)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    mismatched = sorted(
+        f"{k}: expected {tuple(expected[k].shape)}, found {tuple(found[k].shape)}"
+        for k in set(expected) & set(found)
+        if hasattr(found[k], "shape") and tuple(found[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        ):
+            if keys:
+                shown = ", ".join(keys[:20]) + (f", … ({len(keys) - 20} more)" if len(keys) > 20 else "")
+                parts.append(f"{label} ({len(keys)}): {shown}")
+        raise T2IGanError(f"{source} does not match the expected layout: " + "; ".join(parts))

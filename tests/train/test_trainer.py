@@ -1,0 +1,92 @@
+"""The shared Trainer: checkpoints resume to the same numbers; NaN fails loudly; phases step in order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from t2igan.train.checkpoint import read_checkpoint, step_checkpoints
+from t2igan.train.trainer import Trainer, TrainerConfig, TrainingDiverged
+from tests.train.toy import ToyGAN, ToySource
+
+
+def config(tmp_path, steps, **kw):
+    return TrainerConfig(out_dir=tmp_path, total_steps=steps, lr_g=1e-3, lr_d=4e-3, seed=3, progress=False,
+                         checkpoint_every=kw.pop("checkpoint_every", 5), log_every=1, **kw)
+
+
+def final_weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    torch.manual_seed(0)
+    straight = Trainer(ToyGAN(), ToySource(), config(tmp_path / "a", 14))
+    straight.fit()
+
+    torch.manual_seed(0)
+    killed = ToyGAN()
+    killed.interrupt_at_call = 13  # dies in step 13, after the step-10 checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(killed, ToySource(), config(tmp_path / "b", 14)).fit()
+    assert not (tmp_path / "b" / "final.pt").exists()
+    torch.manual_seed(123)  # a fresh process would start from other RNG state
+    resumed = Trainer(ToyGAN(), ToySource(), config(tmp_path / "b", 14))
+    result = resumed.fit()
+
+    assert result.resumed_from == 10
+    for key, value in final_weights(straight).items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_a_longer_budget_continues_from_the_final_checkpoint(tmp_path):
+    Trainer(ToyGAN(), ToySource(), config(tmp_path, 6)).fit()
+    result = Trainer(ToyGAN(), ToySource(), config(tmp_path, 8)).fit()
+    assert (result.resumed_from, result.steps) == (6, 8)
+
+
+def test_checkpoints_are_pruned_and_final_is_readable(tmp_path):
+    trainer = Trainer(ToyGAN(), ToySource(), config(tmp_path, 20, keep_last=2))
+    result = trainer.fit()
+    assert [step for step, _ in step_checkpoints(tmp_path)] == [10, 15]
+    checkpoint = read_checkpoint(result.final_checkpoint)
+    assert checkpoint["progress"]["step"] == 20
+    assert set(checkpoint["states"]["model"]) == set(trainer.model.state_dict())
+
+
+def test_log_lines_past_the_resumed_step_are_dropped(tmp_path):
+    killed = ToyGAN()
+    killed.interrupt_at_call = 8  # checkpoint at 5, log up to 7, then killed
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(killed, ToySource(), config(tmp_path, 9)).fit()
+    Trainer(ToyGAN(), ToySource(), config(tmp_path, 9)).fit()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 10))
+
+
+def test_nan_loss_raises_with_the_step(tmp_path):
+    model = ToyGAN()
+    model.poison_at_call = 3
+    with pytest.raises(TrainingDiverged, match="step 2: non-finite loss"):
+        Trainer(model, ToySource(), config(tmp_path, 10)).fit()
+
+
+def test_generator_style_d_step_runs_one_optimiser_step_per_phase(tmp_path):
+    trainer = Trainer(ToyGAN(two_phase_d=True), ToySource(), config(tmp_path, 3))
+    trainer.fit()
+    state = trainer.opt_d.state_dict()["state"]
+    assert int(next(iter(state.values()))["step"]) == 6  # two D optimiser steps per training step
+    assert int(next(iter(trainer.opt_g.state_dict()["state"].values()))["step"]) == 3
+    logged = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])["losses"]
+    assert "d_loss" in logged and "d1_loss" in logged and "g_loss" in logged
+
+
+def test_foreign_file_is_refused_with_advice(tmp_path):
+    path = tmp_path / "official.pth"
+    torch.save({"netG": {"fc.weight": torch.zeros(1)}}, path)
+    from t2igan.errors import T2IGanError
+
+    with pytest.raises(T2IGanError, match="t2igan convert"):
+        read_checkpoint(path)
