@@ -1,0 +1,1 @@
+"""Deliberately broken plugins for t2igan's tests."""
