@@ -13,8 +13,17 @@ from tests.train.toy import ToyGAN, ToySource
 
 
 def config(tmp_path, steps, **kw):
-    return TrainerConfig(out_dir=tmp_path, total_steps=steps, lr_g=1e-3, lr_d=4e-3, seed=3, progress=False,
-                         checkpoint_every=kw.pop("checkpoint_every", 5), log_every=1, **kw)
+    return TrainerConfig(
+        out_dir=tmp_path,
+        total_steps=steps,
+        lr_g=1e-3,
+        lr_d=4e-3,
+        seed=3,
+        progress=False,
+        checkpoint_every=kw.pop("checkpoint_every", 5),
+        log_every=1,
+        **kw,
+    )
 
 
 def final_weights(trainer):

@@ -54,8 +54,9 @@ class ExampleDiscriminator(Discriminator):
             layers += [nn.LeakyReLU(0.2), nn.Conv2d(ch, ch, 4, stride=2, padding=1)]
             size //= 2
         self.body = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Conv2d(ch + cond_dim, ch, 3, padding=1), nn.LeakyReLU(0.2),
-                                  nn.Conv2d(ch, 1, 4))
+        self.head = nn.Sequential(
+            nn.Conv2d(ch + cond_dim, ch, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(ch, 1, 4)
+        )
 
     def features(self, images):
         return self.body(images)
@@ -82,7 +83,12 @@ class ExampleGAN(GANModel):
         real = F.relu(1 - self.discriminator.logits(real_features, sentence)).mean()
         mismatched = F.relu(1 + self.discriminator.logits(real_features, sentence.roll(1, 0))).mean()
         fake_loss = F.relu(1 + self.discriminator(fake, sentence)).mean()
-        return {"loss": real + (fake_loss + mismatched) / 2, "real": real, "fake": fake_loss, "mis": mismatched}
+        return {
+            "loss": real + (fake_loss + mismatched) / 2,
+            "real": real,
+            "fake": fake_loss,
+            "mis": mismatched,
+        }
 
     def g_step(self, batch):
         sentence = batch.text.sentence
@@ -96,8 +102,16 @@ def build(config, context):
 
 TINY = Preset(
     name="tiny",
-    config={"image_size": 32, "channels": 16, "noise_dim": 32, "cond_dim": 256, "lr_g": 2e-4, "lr_d": 2e-4,
-            "beta1": 0.0, "beta2": 0.9},
+    config={
+        "image_size": 32,
+        "channels": 16,
+        "noise_dim": 32,
+        "cond_dim": 256,
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "beta1": 0.0,
+        "beta2": 0.9,
+    },
     image_size=32,
     batch_size=16,
     text_encoder="damsm",
