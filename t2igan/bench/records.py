@@ -1,0 +1,140 @@
+"""Run records: one `record.json` per (plan, dataset, model, seed), written atomically; the schema
+everything downstream (report, plots, merging of cluster runs) reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from t2igan.errors import T2IGanError
+
+SCHEMA_VERSION = 1
+STATUS_FINISHED, STATUS_FAILED, STATUS_RUNNING = "finished", "failed", "running"
+
+
+@dataclass
+class MetricRecord:
+    """One number with everything that changes it."""
+
+    name: str
+    value: float
+    std: float | None = None
+    higher_is_better: bool | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    plan: str
+    dataset: str
+    model: str  # the variant label, e.g. "dfgan:fusion=rat": the row name in tables
+    seed: int
+    status: str = STATUS_RUNNING
+    error: str | None = None
+    model_name: str = ""
+    preset: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)  # {"name", "sha256", "count"}
+    protocol: dict[str, Any] = field(default_factory=dict)  # {"name", "quick": bool, ...}
+    budget: dict[str, Any] = field(default_factory=dict)  # {"name", "steps"}
+    text_encoder: dict[str, Any] = field(default_factory=dict)  # {"name", "weights_sha256", "stand_in", ...}
+    environment: dict[str, Any] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)
+    metrics: list[MetricRecord] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "metric", "value"}]
+    paper_results: list[dict[str, Any]] = field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "record") -> RunRecord:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise T2IGanError(f"{source}: schema_version {version!r}, this t2igan reads {SCHEMA_VERSION}")
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        values["metrics"] = [MetricRecord(**m) for m in data.get("metrics", [])]
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise T2IGanError(f"{source}: malformed run record ({exc})") from exc
+
+
+def run_dir(out: str | os.PathLike, dataset: str, model_label: str, seed: int) -> Path:
+    """runs/<plan>/<dataset>/<model>/seed<k>: the variant label made safe as a folder name."""
+    safe = "".join(ch if ch.isalnum() or ch in "._-=" else "_" for ch in model_label)
+    return Path(out) / dataset / safe / f"seed{seed}"
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_record(folder: str | os.PathLike, record: RunRecord) -> Path:
+    return write_json_atomic(Path(folder) / "record.json", record.as_dict())
+
+
+def read_record(path: str | os.PathLike) -> RunRecord:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise T2IGanError(f"{path}: cannot read run record ({exc})") from exc
+    return RunRecord.from_dict(data, source=str(path))
+
+
+def iter_records(root: str | os.PathLike) -> Iterator[tuple[Path, RunRecord]]:
+    """Every record.json under `root` (several plans' folders on a shared filesystem merge here)."""
+    for path in sorted(Path(root).rglob("record.json")):
+        yield path, read_record(path)
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    import t2igan
+
+    return {
+        "t2igan": t2igan.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_sha": _git_sha(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _git_sha() -> str | None:
+    here = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,311 @@
+"""From run records to tables: results.csv (long), table.csv (wide, mean ± std over seeds, numeric
+columns beside the formatted ones), table.md and table.tex with the papers' numbers beside ours.
+
+Runs are grouped by (dataset, split sha256, protocol, metric mode): values from different splits,
+protocols or metric back-end modes are never averaged together; each group gets its own columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from t2igan.bench.records import STATUS_FINISHED, RunRecord, iter_records, write_json_atomic
+from t2igan.errors import T2IGanError
+
+PROVENANCE_COLUMNS = (
+    "backend",
+    "backend_version",
+    "extractor",
+    "extractor_sha256",
+    "resize",
+    "mode",
+    "n_real",
+    "n_fake",
+    "seed",
+    "stand_in",
+    "weights_note",
+)
+
+
+@dataclass
+class Report:
+    results: pd.DataFrame
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def results_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per run × metric, with the run's identity and the metric's provenance."""
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        base = {
+            "plan": record.plan,
+            "dataset": record.dataset,
+            "split_sha256": record.split.get("sha256", ""),
+            "protocol": record.protocol.get("name", ""),
+            "model": record.model,
+            "preset": record.preset,
+            "seed": record.seed,
+            "status": record.status,
+            "budget_steps": record.budget.get("steps"),
+        }
+        if record.status != STATUS_FINISHED:
+            rows.append({**base, "metric": None, "value": None, "error": record.error})
+            continue
+        for metric in record.metrics:
+            provenance = metric.provenance or {}
+            row = {
+                **base,
+                "metric": metric.name,
+                "value": metric.value,
+                "std_within_run": metric.std,
+                "higher_is_better": metric.higher_is_better,
+            }
+            row.update({f"prov_{k}": provenance.get(k) for k in PROVENANCE_COLUMNS})
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["group"] = frame.apply(lambda r: _group_key(r), axis=1)
+    return frame
+
+
+def _group_key(row: pd.Series) -> str:
+    mode = row.get("prov_mode")
+    return "|".join(
+        str(x)
+        for x in (row["dataset"], row["split_sha256"], row["protocol"], mode if isinstance(mode, str) else "")
+    )
+
+
+def column_labels(results: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """Column prefix per group: the dataset name, qualified only where a dataset has several groups."""
+    labels: dict[str, str] = {}
+    notes: list[str] = []
+    finished = results.dropna(subset=["metric"])
+    for dataset, part in finished.groupby("dataset", sort=True):
+        splits = sorted(set(part["split_sha256"]))
+        protocols = sorted(set(part["protocol"]))
+        if len(splits) > 1:
+            notes.append(
+                f"{dataset}: runs used {len(splits)} different splits ({', '.join(s[:12] for s in splits)}); "
+                "their values are kept in separate columns, never averaged together."
+            )
+        if len(protocols) > 1:
+            notes.append(f"{dataset}: runs used protocols {', '.join(protocols)}; kept in separate columns.")
+        for group in sorted(set(part["group"])):
+            _, sha, protocol, mode = group.split("|")
+            label = dataset
+            if len(splits) > 1:
+                label += f"[split {sha[:8]}]"
+            if len(protocols) > 1 or protocol == "quick":
+                label += f"[{protocol}]"
+            labels[group] = label
+    return labels, notes
+
+
+def metric_column(label: str, metric: str, mode: str) -> str:
+    return f"{label}/{metric}" + (f"[{mode}]" if mode else "")
+
+
+def wide_table(
+    results: pd.DataFrame, paper: dict[tuple[str, str, str], dict[str, Any]]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Models × (dataset/metric): formatted 'mean ± std' plus numeric mean, std and n, and the paper's
+    number where the model spec reports one."""
+    if results.empty or results["metric"].isna().all():
+        return pd.DataFrame(), ["no finished runs: nothing to tabulate"]
+    labels, notes = column_labels(results)
+    finished = results.dropna(subset=["metric"])
+    table: dict[str, dict[str, Any]] = {}
+    for (group, metric, model), part in finished.groupby(["group", "metric", "model"], sort=True):
+        mode = group.split("|")[3]
+        column = metric_column(labels[group], metric, mode)
+        values = part["value"].astype(float)
+        mean = float(values.mean())
+        std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        row = table.setdefault(model, {"model": model})
+        row[column] = format_mean_std(mean, std)
+        row[f"{column}/mean"] = mean
+        row[f"{column}/std"] = std
+        row[f"{column}/n"] = len(values)
+        row[f"{column}/higher_is_better"] = part["higher_is_better"].iloc[0]
+        dataset = group.split("|")[0]
+        reported = paper.get((model.split(":")[0], dataset, metric))
+        if reported is not None and ":" not in model:
+            row[f"{column}/paper"] = reported["value"]
+            row[f"{column}/paper_source"] = reported["source"]
+    failed = results[results["status"] != STATUS_FINISHED]
+    for _, run in failed.iterrows():
+        notes.append(
+            f"{run['dataset']} / {run['model']} / seed {run['seed']}: {run['status']} — {run.get('error')}"
+        )
+    frame = pd.DataFrame(list(table.values()))
+    return frame, notes
+
+
+def format_mean_std(mean: float, std: float) -> str:
+    digits = 2 if abs(mean) >= 1 else 4
+    if math.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def display_columns(table: pd.DataFrame) -> list[str]:
+    """The formatted metric columns (not the numeric companions), in table order."""
+    suffixes = ("/mean", "/std", "/n", "/higher_is_better", "/paper", "/paper_source")
+    return [c for c in table.columns if c != "model" and not c.endswith(suffixes)]
+
+
+def best_rows(table: pd.DataFrame, column: str) -> set[int]:
+    means = table.get(f"{column}/mean")
+    direction = table.get(f"{column}/higher_is_better")
+    if means is None or direction is None or means.dropna().empty:
+        return set()
+    known = direction.dropna()
+    if known.empty:
+        return set()
+    target = means.max() if bool(known.iloc[0]) else means.min()
+    return set(table.index[means == target])
+
+
+def _cell(table: pd.DataFrame, index: int, column: str) -> tuple[str, str]:
+    value = table.at[index, column]
+    ours = "–" if not isinstance(value, str) else value
+    paper = table.at[index, f"{column}/paper"] if f"{column}/paper" in table.columns else None
+    paper_text = "" if paper is None or (isinstance(paper, float) and math.isnan(paper)) else f"{paper:g}"
+    return ours, paper_text
+
+
+def to_markdown(table: pd.DataFrame, notes: list[str]) -> str:
+    columns = display_columns(table)
+    header = ["model"] + [f"{c} ({'↑' if _higher(table, c) else '↓'})" for c in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {c: best_rows(table, c) for c in columns}
+    for index in table.index:
+        cells = [str(table.at[index, "model"])]
+        for c in columns:
+            ours, paper = _cell(table, index, c)
+            if index in best[c]:
+                ours = f"**{ours}**"
+            cells.append(ours + (f" (paper: {paper})" if paper else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    sources = _paper_sources(table)
+    text = "\n".join(lines) + "\n"
+    text += "\nMean ± sample std over seeds; best per column in bold.\n"
+    if sources:
+        text += "\nPaper numbers: " + "; ".join(sources) + ".\n"
+    if notes:
+        text += "\nNotes:\n" + "".join(f"- {n}\n" for n in notes)
+    return text
+
+
+def _higher(table: pd.DataFrame, column: str) -> bool:
+    direction = table.get(f"{column}/higher_is_better")
+    return (
+        bool(direction.dropna().iloc[0]) if direction is not None and not direction.dropna().empty else True
+    )
+
+
+def _paper_sources(table: pd.DataFrame) -> list[str]:
+    sources: list[str] = []
+    for column in table.columns:
+        if column.endswith("/paper_source"):
+            for model, source in zip(table["model"], table[column], strict=False):
+                if isinstance(source, str):
+                    sources.append(f"{model} {column[: -len('/paper_source')]}: {source}")
+    return sources
+
+
+TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "±": r"$\pm$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "–": "--",
+}
+
+
+def _tex_escape(text: str) -> str:
+    return "".join(TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    columns = display_columns(table)
+    best = {c: best_rows(table, c) for c in columns}
+    spec = "l" + "c" * len(columns)
+    header = " & ".join(
+        ["Model"] + [_tex_escape(f"{c} {'↑' if _higher(table, c) else '↓'}") for c in columns]
+    )
+    lines = [r"\begin{tabular}{" + spec + "}", r"\toprule", header + r" \\", r"\midrule"]
+    for index in table.index:
+        cells = [_tex_escape(str(table.at[index, "model"]))]
+        for c in columns:
+            ours, paper = _cell(table, index, c)
+            ours = _tex_escape(ours)
+            if index in best[c]:
+                ours = r"\textbf{" + ours + "}"
+            cells.append(ours + (f" ({paper})" if paper else ""))
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def paper_lookup(records: list[RunRecord]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in records:
+        for result in record.paper_results:
+            found[(record.model_name or record.model.split(":")[0], result["dataset"], result["metric"])] = (
+                result
+            )
+    return found
+
+
+def build_report(root: str | Path, write: bool = True) -> Report:
+    root = Path(root)
+    if not root.is_dir():
+        raise T2IGanError(f"{root}: no such folder (expected a bench output folder holding run records)")
+    records = [record for _, record in iter_records(root)]
+    if not records:
+        raise T2IGanError(f"{root}: no record.json found under it (has a bench run written there?)")
+    results = results_frame(records)
+    table, notes = wide_table(results, paper_lookup(records))
+    report = Report(results, table, notes)
+    if write:
+        _write_outputs(root, report, records)
+    return report
+
+
+def _write_outputs(root: Path, report: Report, records: list[RunRecord]) -> None:
+    import os
+    import tempfile
+
+    def atomic_text(name: str, text: str) -> Path:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=root)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, root / name)
+        return root / name
+
+    report.files.append(atomic_text("results.csv", report.results.to_csv(index=False)))
+    report.files.append(atomic_text("table.csv", report.table.to_csv(index=False)))
+    if not report.table.empty:
+        report.files.append(atomic_text("table.md", to_markdown(report.table, report.notes)))
+        report.files.append(atomic_text("table.tex", to_latex(report.table)))
+    report.files.append(write_json_atomic(root / "report_notes.json", {"notes": report.notes}))
+    from t2igan.bench.plots import write_plots
+
+    report.files.extend(write_plots(root, report.results, records))

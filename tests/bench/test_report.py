@@ -1,0 +1,146 @@
+"""The report from run records: long and wide CSV, mean ± std over seeds, paper numbers, best marked,
+and runs on different splits never averaged together."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pandas as pd
+import pytest
+
+from t2igan.bench.records import MetricRecord, RunRecord, read_record, run_dir, write_record
+from t2igan.bench.report import build_report, format_mean_std
+from t2igan.errors import T2IGanError
+
+SHA = "a" * 64
+VALUES = {  # model -> seed -> (fid, accuracy)
+    "dfgan": {0: (30.0, 0.61), 1: (34.0, 0.65)},
+    "dfgan:fusion=rat": {0: (28.0, 0.70), 1: (29.5, 0.74)},
+}
+
+
+def make_record(model, seed, fid, acc, sha=SHA, status="finished", error=None):
+    metrics = [
+        MetricRecord(
+            "fid",
+            fid,
+            higher_is_better=False,
+            provenance={"backend": "torch-fidelity", "mode": "standard", "n_fake": 100},
+        ),
+        MetricRecord("probe_acc", acc, higher_is_better=True, provenance={"backend": "t2igan-probe"}),
+        MetricRecord(
+            "images_per_second", 100.0 + seed, higher_is_better=True, provenance={"backend": "t2igan"}
+        ),
+    ]
+    return RunRecord(
+        plan="demo",
+        dataset="shapes",
+        model=model,
+        seed=seed,
+        status=status,
+        error=error,
+        model_name=model.split(":")[0],
+        preset="tiny",
+        split={"name": "test", "sha256": sha, "count": 10},
+        protocol={"name": "paper"},
+        budget={"name": "smoke", "steps": 10},
+        metrics=metrics if status == "finished" else [],
+        paper_results=[
+            {"dataset": "shapes", "metric": "fid", "value": 12.5, "source": "made-up test source"}
+        ],
+        history=[
+            {"step": 5, "metric": "probe_acc", "value": acc / 2},
+            {"step": 10, "metric": "probe_acc", "value": acc},
+        ],
+    )
+
+
+@pytest.fixture
+def runs(tmp_path):
+    for model, seeds in VALUES.items():
+        for seed, (fid, acc) in seeds.items():
+            write_record(run_dir(tmp_path, "shapes", model, seed), make_record(model, seed, fid, acc))
+    write_record(
+        run_dir(tmp_path, "shapes", "broken", 0),
+        make_record("broken", 0, 0, 0, status="failed", error="TrainingDiverged: step 3: nan"),
+    )
+    return tmp_path
+
+
+def test_results_csv_has_one_row_per_run_and_metric(runs):
+    build_report(runs)
+    results = pd.read_csv(runs / "results.csv")
+    finished = results[results["status"] == "finished"]
+    assert len(finished) == 4 * 3
+    assert set(finished["metric"]) == {"fid", "probe_acc", "images_per_second"}
+    assert finished.loc[finished["metric"] == "fid", "prov_backend"].eq("torch-fidelity").all()
+    failed = results[results["status"] == "failed"]
+    assert list(failed["model"]) == ["broken"] and "TrainingDiverged" in failed["error"].iloc[0]
+
+
+def test_table_mean_and_std_match_an_independent_computation(runs):
+    build_report(runs)
+    table = pd.read_csv(runs / "table.csv").set_index("model")
+    for model, seeds in VALUES.items():
+        fids = [v[0] for v in seeds.values()]
+        column = "shapes/fid[standard]"
+        assert table.at[model, f"{column}/mean"] == pytest.approx(statistics.mean(fids))
+        assert table.at[model, f"{column}/std"] == pytest.approx(statistics.stdev(fids))
+        assert table.at[model, f"{column}/n"] == 2
+        assert table.at[model, column] == format_mean_std(statistics.mean(fids), statistics.stdev(fids))
+    assert table.at["dfgan", "shapes/fid[standard]/paper"] == 12.5
+    # a variant is not the paper's model: no paper number beside it
+    assert math.isnan(table.at["dfgan:fusion=rat", "shapes/fid[standard]/paper"])
+
+
+def test_markdown_marks_the_best_per_column_by_direction(runs):
+    build_report(runs)
+    md = (runs / "table.md").read_text()
+    rat_row = next(line for line in md.splitlines() if line.startswith("| dfgan:fusion=rat"))
+    base_row = next(line for line in md.splitlines() if line.startswith("| dfgan |"))
+    assert "**28.75 ± 1.06**" in rat_row  # lower FID is better
+    assert "**0.7200 ± 0.0283**" in rat_row  # higher accuracy is better
+    assert "(paper: 12.5)" in base_row
+    assert "made-up test source" in md
+    assert "broken / seed 0: failed" in md
+
+
+def test_latex_is_booktabs_and_escaped(runs):
+    build_report(runs)
+    tex = (runs / "table.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex
+    assert "probe\\_acc" in tex and "$\\pm$" in tex
+    assert "\\textbf{28.75 $\\pm$ 1.06}" in tex
+
+
+def test_runs_on_different_splits_are_never_averaged(tmp_path):
+    write_record(run_dir(tmp_path / "a", "shapes", "dfgan", 0), make_record("dfgan", 0, 10.0, 0.5))
+    write_record(
+        run_dir(tmp_path / "b", "shapes", "dfgan", 1), make_record("dfgan", 1, 50.0, 0.9, sha="b" * 64)
+    )
+    report = build_report(tmp_path)
+    table = report.table.set_index("model")
+    split_columns = [c for c in table.columns if c.endswith("fid[standard]/mean")]
+    assert len(split_columns) == 2
+    assert sorted(table.loc["dfgan", split_columns]) == [10.0, 50.0]
+    assert any("2 different splits" in note for note in report.notes)
+
+
+def test_plots_are_written(runs):
+    report = build_report(runs)
+    names = {p.name for p in report.files}
+    assert "plot_shapes_fid_vs_cost.png" in names
+    assert "plot_shapes_probe_acc_vs_step.png" in names
+    assert (runs / "plot_shapes_fid_vs_cost.png").stat().st_size > 1000
+
+
+def test_record_round_trips_and_bad_folder_errors(tmp_path):
+    record = make_record("dfgan", 0, 1.0, 0.5)
+    path = write_record(tmp_path, record)
+    assert read_record(path) == record
+    with pytest.raises(T2IGanError, match="no such folder"):
+        build_report(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(T2IGanError, match="no record.json found"):
+        build_report(tmp_path / "empty")
