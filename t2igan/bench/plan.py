@@ -1,0 +1,194 @@
+"""Benchmark plans: models × datasets × seeds under one budget and one evaluation protocol, from
+flags or a TOML file; the resolved plan is written beside the results."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from t2igan.errors import ConfigError
+from t2igan.models import ModelRef, parse_model_list
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+# Steps per run for the named budgets; `paper` trains for the preset's own `max_epoch`.
+BUDGET_STEPS = {"smoke": 300, "short": 3000}
+BUDGETS = (*BUDGET_STEPS, "paper")
+PLAN_FIELDS = (
+    "name",
+    "models",
+    "data",
+    "seeds",
+    "budget",
+    "steps",
+    "epochs",
+    "protocol",
+    "fid_mode",
+    "roots",
+    "device",
+    "eval_seed",
+    "out",
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str  # smoke | short | paper | steps | epochs
+    steps: int | None = None
+    epochs: int | None = None
+
+    def describe(self) -> str:
+        if self.steps is not None:
+            return f"{self.name} ({self.steps} steps)"
+        if self.epochs is not None:
+            return f"{self.name} ({self.epochs} epochs)"
+        return f"{self.name} (each preset's max_epoch)"
+
+
+@dataclass(frozen=True)
+class RunKey:
+    dataset: str
+    model: ModelRef
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} / {self.model.variant} / seed {self.seed}"
+
+
+@dataclass
+class BenchPlan:
+    name: str
+    models: list[ModelRef]
+    datasets: list[str]
+    seeds: list[int]
+    budget: Budget
+    protocol: str = "paper"
+    fid_mode: str = "standard"
+    roots: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
+    eval_seed: int = 100
+    out: Path = Path("runs")
+
+    def runs(self) -> list[RunKey]:
+        """Dataset-major order: every model of a dataset shares its split, encoders and probe."""
+        return [RunKey(d, m, s) for d in self.datasets for m in self.models for s in self.seeds]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models"] = [m.label for m in self.models]
+        data["budget"] = asdict(self.budget)
+        data["out"] = str(self.out)
+        return data
+
+
+def _split_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    items = [str(v).strip() for v in items if str(v).strip()]
+    if not items:
+        raise ConfigError(f"{what} is empty")
+    return items
+
+
+def _seeds(value: Any) -> list[int]:
+    try:
+        return [int(v) for v in _split_list(value if value is not None else "0", "--seeds")]
+    except ValueError as exc:
+        raise ConfigError(f"--seeds {value!r}: expected comma-separated integers, e.g. 0,1,2") from exc
+
+
+def _budget(fields: Mapping[str, Any]) -> Budget:
+    chosen = [k for k in ("budget", "steps", "epochs") if fields.get(k) is not None]
+    if len(chosen) > 1:
+        raise ConfigError(f"give one of budget, steps, epochs (got {', '.join(chosen)})")
+    if fields.get("steps") is not None:
+        return Budget("steps", steps=_positive(fields["steps"], "--steps"))
+    if fields.get("epochs") is not None:
+        return Budget("epochs", epochs=_positive(fields["epochs"], "--epochs"))
+    name = fields.get("budget") or "smoke"
+    if name not in BUDGETS:
+        raise ConfigError(f"--budget {name!r}: expected one of {', '.join(BUDGETS)}")
+    return Budget(name, steps=BUDGET_STEPS.get(name))
+
+
+def _positive(value: Any, flag: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{flag} {value!r}: expected a positive integer") from exc
+    if number <= 0:
+        raise ConfigError(f"{flag} {value!r}: expected a positive integer")
+    return number
+
+
+def _roots(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    roots: dict[str, str] = {}
+    for item in value:
+        name, eq, path = str(item).partition("=")
+        if not eq or not name or not path:
+            raise ConfigError(f"--root {item!r}: expected DATASET=PATH, e.g. cub=/data/birds")
+        roots[name.strip()] = path.strip()
+    return roots
+
+
+def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
+    """A plan from flag values or a TOML table; defaults give the embedded `shapes` smoke benchmark."""
+    unknown = sorted(set(fields) - set(PLAN_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown plan field(s) {', '.join(unknown)}; known: {', '.join(PLAN_FIELDS)}"
+        )
+    models_text = fields.get("models") or "all"
+    if isinstance(models_text, list):
+        models_text = ",".join(models_text)
+    datasets = _split_list(fields.get("data") or "shapes", "--data")
+    budget = _budget(fields)
+    protocol = fields.get("protocol") or "paper"
+    if protocol not in ("paper", "quick"):
+        raise ConfigError(f"{source}: protocol {protocol!r}: expected 'paper' or 'quick'")
+    fid_mode = fields.get("fid_mode") or "standard"
+    if fid_mode not in ("standard", "clean", "paper"):
+        raise ConfigError(f"{source}: fid_mode {fid_mode!r}: expected standard, clean or paper")
+    name = fields.get("name") or f"{'-'.join(datasets)}-{budget.name}"
+    return BenchPlan(
+        name=name,
+        models=[] if models_text == "all" else parse_model_list(models_text),
+        datasets=datasets,
+        seeds=_seeds(fields.get("seeds")),
+        budget=budget,
+        protocol=protocol,
+        fid_mode=fid_mode,
+        roots=_roots(fields.get("roots")),
+        device=fields.get("device"),
+        eval_seed=int(fields.get("eval_seed", 100)),
+        out=Path(fields.get("out") or Path("runs") / name),
+    )
+
+
+def load_plan_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> BenchPlan:
+    """Read a TOML plan; flags given on the command line override its fields."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"plan file {path}: no such file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"plan file {path}: not valid TOML ({exc})") from exc
+    data.setdefault("name", path.stem)
+    given = {k: v for k, v in (overrides or {}).items() if v not in (None, [], "")}
+    if any(k in given for k in ("budget", "steps", "epochs")):
+        for key in ("budget", "steps", "epochs"):  # a budget flag replaces the file's budget
+            data.pop(key, None)
+    return make_plan({**data, **given}, source=f"plan file {path}")

@@ -1,0 +1,65 @@
+"""Plans from flags and TOML files, and their errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from t2igan.bench.plan import BUDGET_STEPS, load_plan_file, make_plan
+from t2igan.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_smoke_benchmark():
+    plan = make_plan({})
+    assert plan.datasets == ["shapes"] and plan.seeds == [0]
+    assert plan.budget.name == "smoke" and plan.budget.steps == BUDGET_STEPS["smoke"]
+    assert plan.models == []  # "all": resolved against the registry when the bench starts
+    assert str(plan.out) == "runs/shapes-smoke"
+
+
+def test_runs_are_dataset_major_and_share_everything_else():
+    plan = make_plan({"models": "dfgan,dfgan:fusion=rat", "data": "shapes,cub", "seeds": "0,1", "steps": 50})
+    runs = plan.runs()
+    assert len(runs) == 8
+    assert [r.dataset for r in runs[:4]] == ["shapes"] * 4
+    assert runs[1].model.variant == "dfgan" and runs[1].seed == 1
+    assert runs[2].model.variant == "dfgan:fusion=rat"
+    assert plan.budget.steps == 50
+
+
+def test_plan_file_with_flag_overrides(tmp_path):
+    path = tmp_path / "cub_table.toml"
+    path.write_text(
+        'models = ["dfgan", "galip"]\ndata = "cub"\nseeds = [0, 1, 2]\nbudget = "paper"\n'
+        'protocol = "paper"\nroots = { cub = "/data/birds" }\n'
+    )
+    plan = load_plan_file(path)
+    assert plan.name == "cub_table" and plan.budget.name == "paper" and plan.budget.steps is None
+    assert plan.roots == {"cub": "/data/birds"} and plan.seeds == [0, 1, 2]
+    shorter = load_plan_file(path, {"steps": 10})
+    assert shorter.budget.name == "steps" and shorter.budget.steps == 10
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"budget": "huge"}, "--budget 'huge': expected one of smoke, short, paper"),
+        ({"steps": 10, "budget": "smoke"}, "give one of budget, steps, epochs"),
+        ({"seeds": "0,x"}, "--seeds '0,x': expected comma-separated integers"),
+        ({"steps": 0}, "--steps 0: expected a positive integer"),
+        ({"roots": ["cub"]}, "--root 'cub': expected DATASET=PATH"),
+        ({"protocol": "full"}, "protocol 'full'"),
+        ({"modles": "dfgan"}, "unknown plan field(s) modles"),
+    ],
+)
+def test_bad_fields_name_the_flag(fields, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_plan(fields)
+
+
+def test_missing_or_invalid_plan_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_plan_file(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [dfgan")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_plan_file(bad)
