@@ -1,0 +1,268 @@
+"""The image cache: a split's images decoded, cropped and resized once into one uint8 (N, H, W, 3) .npy
+file that training memory-maps, plus a JSON sidecar that says what it holds.
+
+Keyed by (dataset, split, image size, load size, manifest sha256). Written atomically, sidecar last; a
+stale (other sha or builder version) or truncated cache is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from t2igan.data.split import Split
+from t2igan.errors import ConfigError, T2IGanError
+from t2igan.paths import cache_root
+
+BUILDER_VERSION = 1  # bump when the pixels stored for the same split and sizes would change
+LOAD_RATIO = (
+    76 / 64
+)  # official `Resize(int(imsize * 76 / 64))` before RandomCrop (DF-GAN/GALIP prepare_dataset)
+RESIZE_RULE = "shorter side to load size (PIL bilinear, as torchvision Resize), then centre crop to a square"
+PARALLEL_MIN_IMAGES = 2_000  # below this a process pool costs more than it saves
+log = logging.getLogger("t2igan.data")
+
+
+def load_size_for(augmentation: str, image_size: int) -> int:
+    """The stored side: int(imsize*76/64) for crop_flip datasets, imsize otherwise."""
+    if augmentation == "crop_flip":
+        return int(image_size * LOAD_RATIO)
+    if augmentation == "none":
+        return image_size
+    raise ConfigError(f"augmentation {augmentation!r}: expected 'none' or 'crop_flip'")
+
+
+@dataclass
+class ImageCache:
+    """An opened cache: the memory-mapped array and what its sidecar says."""
+
+    array_path: Path
+    sidecar_path: Path
+    meta: dict[str, Any]
+    rebuilt_reason: str | None = None  # why it was (re)built this time; None when reused
+    _images: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def images(self) -> np.ndarray:
+        if self._images is None:
+            self._images = np.load(self.array_path, mmap_mode="r")
+        return self._images
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["image_size"])
+
+    @property
+    def load_size(self) -> int:
+        return int(self.meta["load_size"])
+
+    def __len__(self) -> int:
+        return int(self.meta["shape"][0])
+
+    def center(self) -> np.ndarray:
+        """The images centre-cropped to image_size (a view; nothing is read until sliced)."""
+        offset = int(round((self.load_size - self.image_size) / 2))
+        return self.images[:, offset : offset + self.image_size, offset : offset + self.image_size]
+
+
+def cache_paths(split: Split, image_size: int, load_size: int, root: Path | None = None) -> tuple[Path, Path]:
+    folder = (root or cache_root()) / "images" / split.dataset
+    stem = f"{split.name}-{image_size}px-load{load_size}-{split.sha256[:16]}"
+    return folder / f"{stem}.npy", folder / f"{stem}.json"
+
+
+def expected_meta(split: Split, image_size: int, load_size: int) -> dict[str, Any]:
+    return {
+        "builder_version": BUILDER_VERSION,
+        "dataset": split.dataset,
+        "split": split.name,
+        "manifest_sha256": split.sha256,
+        "image_size": image_size,
+        "load_size": load_size,
+        "shape": [len(split), load_size, load_size, 3],
+        "dtype": "uint8",
+    }
+
+
+def invalid_reason(array_path: Path, sidecar_path: Path, expected: dict[str, Any]) -> str | None:
+    """Why the cache on disk cannot be used (None when it can)."""
+    if not sidecar_path.is_file() or not array_path.is_file():
+        return "missing"
+    try:
+        meta = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"unreadable sidecar {sidecar_path} ({exc})"
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            return f"stale: {key} is {meta.get(key)!r}, expected {value!r}"
+    size = array_path.stat().st_size
+    if size != meta.get("bytes"):
+        return f"truncated: {array_path} has {size} bytes, the sidecar says {meta.get('bytes')}"
+    return None
+
+
+def open_image_cache(
+    split: Split, image_size: int, augmentation: str = "none", root: Path | None = None
+) -> ImageCache:
+    """The existing, valid cache; raises T2IGanError (saying why) when there is none."""
+    load_size = load_size_for(augmentation, image_size)
+    array_path, sidecar_path = cache_paths(split, image_size, load_size, root)
+    reason = invalid_reason(array_path, sidecar_path, expected_meta(split, image_size, load_size))
+    if reason is not None:
+        raise T2IGanError(f"image cache {array_path}: {reason}; run `t2igan data prepare {split.dataset}`")
+    return ImageCache(array_path, sidecar_path, json.loads(sidecar_path.read_text(encoding="utf-8")))
+
+
+def ensure_image_cache(
+    split: Split,
+    image_size: int,
+    augmentation: str = "none",
+    root: Path | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> ImageCache:
+    """Open the cache of `split` at `image_size`, building it first if it is missing, stale or truncated."""
+    load_size = load_size_for(augmentation, image_size)
+    array_path, sidecar_path = cache_paths(split, image_size, load_size, root)
+    expected = expected_meta(split, image_size, load_size)
+    reason = invalid_reason(array_path, sidecar_path, expected)
+    if reason is None:
+        return ImageCache(array_path, sidecar_path, json.loads(sidecar_path.read_text(encoding="utf-8")))
+    if reason != "missing":
+        log.warning("rebuilding image cache %s: %s", array_path, reason)
+    meta = build_image_cache(split, array_path, sidecar_path, expected, progress, workers)
+    return ImageCache(array_path, sidecar_path, meta, rebuilt_reason=reason)
+
+
+# ------------------------------------------------------------------------------------------- building
+
+
+def resize_and_center_crop(img: Image.Image, size: int) -> Image.Image:
+    """torchvision `Resize(size)` (shorter side, bilinear) then `CenterCrop(size)`, on a PIL image."""
+    width, height = img.size
+    if width <= height:
+        new = (size, max(size, int(size * height / width)))
+    else:
+        new = (max(size, int(size * width / height)), size)
+    if new != img.size:
+        img = img.resize(new, Image.BILINEAR)
+    left = int(round((new[0] - size) / 2.0))
+    top = int(round((new[1] - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def prepare_image(split: Split, index: int, load_size: int) -> np.ndarray:
+    """The stored pixels of image `index`: rendered at load size, or decoded, cropped and resized."""
+    if split.renderer is not None:
+        img = split.load_image(index, size=load_size)
+    else:
+        img = resize_and_center_crop(split.load_image(index), load_size)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def build_image_cache(
+    split: Split,
+    array_path: Path,
+    sidecar_path: Path,
+    meta: dict[str, Any],
+    progress: bool = True,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Write the array into a temporary file, then os.replace it, then the sidecar (last)."""
+    from tqdm.auto import tqdm
+
+    array_path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar_path.unlink(missing_ok=True)  # an old sidecar must never vouch for a half-replaced array
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{array_path.stem}.", suffix=".npy.tmp", dir=array_path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    count, load_size = len(split), meta["load_size"]
+    workers = _worker_count(workers, count, split)
+    try:
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(count, load_size, load_size, 3)
+        )
+        del out  # workers and the loop below reopen it r+; the header is written
+        bar = tqdm(total=count, disable=not progress, unit="img", desc=f"cache {split.dataset}/{split.name}")
+        with bar:
+            if workers > 1:
+                _fill_parallel(split, tmp, load_size, workers, bar)
+            else:
+                _fill_range(split, tmp, load_size, range(count), bar.update)
+        os.replace(tmp, array_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    full = {
+        **meta,
+        "bytes": array_path.stat().st_size,
+        "resize": RESIZE_RULE if split.renderer is None else "rendered at load size",
+        "preprocessing": dict(split.preprocessing),
+    }
+    write_json_atomic(sidecar_path, full)
+    return full
+
+
+def _worker_count(workers: int | None, count: int, split: Split) -> int:
+    if workers is not None:
+        return max(0, workers)
+    if split.renderer is not None or count < PARALLEL_MIN_IMAGES:
+        return 0  # rendering is ~0.1 ms per 64 px image: a pool would only add start-up time
+    return min(2, os.cpu_count() or 1)
+
+
+def _fill_range(split: Split, path: Path, load_size: int, indices: range, advance: Any = None) -> int:
+    out = np.load(path, mmap_mode="r+")
+    for index in indices:
+        out[index] = prepare_image(split, index, load_size)
+        if advance is not None:
+            advance(1)
+    out.flush()
+    return len(indices)
+
+
+# Each pool worker receives the split once (initializer), not once per chunk: a COCO split is ~80k records.
+_WORKER_SPLIT: dict[str, Any] = {}
+
+
+def _init_worker(split: Split, path: Path, load_size: int) -> None:
+    _WORKER_SPLIT.update(split=split, path=path, load_size=load_size)
+
+
+def _fill_chunk(indices: range) -> int:
+    state = _WORKER_SPLIT
+    return _fill_range(state["split"], state["path"], state["load_size"], indices)
+
+
+def _fill_parallel(split: Split, path: Path, load_size: int, workers: int, bar: Any) -> None:
+    chunk = 256
+    chunks = [range(start, min(start + chunk, len(split))) for start in range(0, len(split), chunk)]
+    # spawn, not fork: the parent may hold torch/OpenMP threads that a forked child would inherit locked
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(split, path, load_size)
+    ) as pool:
+        for future in as_completed([pool.submit(_fill_chunk, indices) for indices in chunks]):
+            bar.update(future.result())
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(value, handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,346 @@
+"""`shapes`, the embedded dataset: procedural scenes of one main object and up to two smaller ones,
+ten captions each, with the ground truth kept beside every image so that probes can score generators.
+
+Deterministic from a seed; needs nothing on disk. Some (colour, shape) pairs never appear in train
+(neither as the main object nor as an extra) so the test split measures compositional generalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from t2igan.data.split import ImageRecord, Split
+from t2igan.errors import ConfigError
+
+GENERATOR_VERSION = 1  # bump whenever a record, caption or pixel for the same seed would change
+
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
+# Saturated and far apart in RGB, so each stays recognisable when an object is a few pixels wide at 32 px.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 35, 35),
+    "green": (35, 170, 60),
+    "blue": (40, 80, 235),
+    "yellow": (245, 215, 35),
+    "purple": (150, 55, 190),
+    "orange": (250, 135, 25),
+}
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "gray": (128, 128, 128),
+    "black": (18, 18, 18),
+    "white": (242, 242, 242),
+    "brown": (100, 64, 34),
+}
+SIZES: dict[str, float] = {"small": 0.30, "medium": 0.42, "large": 0.56}  # main object diameter / side
+EXTRA_DIAMETER = (0.15, 0.22)  # extras are always smaller than the smallest main object
+POSITIONS = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
+OBJECT_COUNTS = (1, 2, 3)
+# One held-out pair per colour and per shape, so every word is still seen in train with other partners.
+HELDOUT_COMBOS: tuple[tuple[str, str], ...] = (
+    ("red", "triangle"),
+    ("green", "star"),
+    ("blue", "circle"),
+    ("yellow", "cross"),
+    ("purple", "square"),
+    ("orange", "diamond"),
+)
+TEST_HELDOUT_FRACTION = 0.5
+SPLIT_SIZES: dict[str, dict[str, int]] = {
+    "default": {"train": 10_000, "test": 2_000},
+    "small": {"train": 2_000, "test": 500},
+    "tiny": {"train": 300, "test": 100},
+}
+ATTRIBUTE_CLASSES: dict[str, tuple[Any, ...]] = {
+    "main_shape": SHAPES,
+    "main_colour": tuple(COLOURS),
+    "main_size": tuple(SIZES),
+    "main_position": POSITIONS,
+    "background": tuple(BACKGROUNDS),
+    "object_count": OBJECT_COUNTS,
+}
+CAPTIONS_PER_IMAGE = 10
+MAX_CAPTION_WORDS = 18  # DAMSM truncates at WORDS_NUM 18 (DF-GAN code/cfg/bird.yml)
+
+SHAPE_WORDS = {
+    "circle": ("circle", "disc"),
+    "square": ("square", "box"),
+    "triangle": ("triangle",),
+    "diamond": ("diamond", "rhombus"),
+    "star": ("star",),
+    "cross": ("cross", "plus"),
+}
+COLOUR_WORDS = {c: (c,) for c in COLOURS} | {"purple": ("purple", "violet")}
+SIZE_WORDS = {"small": ("small", "little"), "medium": ("medium", "medium sized"), "large": ("large", "big")}
+BACKGROUND_WORDS = {b: (b,) for b in BACKGROUNDS} | {"gray": ("gray", "grey")}
+POSITION_WORDS = {
+    "top left": ("at the top left", "in the upper left corner"),
+    "top": ("at the top", "in the upper middle"),
+    "top right": ("at the top right", "in the upper right corner"),
+    "left": ("on the left", "at the left side"),
+    "center": ("in the center", "in the middle"),
+    "right": ("on the right", "at the right side"),
+    "bottom left": ("at the bottom left", "in the lower left corner"),
+    "bottom": ("at the bottom", "in the lower middle"),
+    "bottom right": ("at the bottom right", "in the lower right corner"),
+}
+# {s} size, {c} colour, {o} shape, {p} position, {b} background; {x} extras, {n} how many extras.
+MAIN_TEMPLATES = (
+    "a {s} {c} {o} {p} on a {b} background",
+    "there is a {s} {c} {o} {p}",
+    "a {b} image with a {s} {c} {o} {p}",
+    "the {c} {o} is {s} and sits {p}",
+    "{s} {c} {o} {p}, {b} background",
+    "a picture of a {c} {o} {p}",
+    "{p} of a {b} picture there is a {c} {o}",
+    "a {c} {o} {p}",
+)
+EXTRA_TEMPLATES = (
+    "a {s} {c} {o} {p} and {x}",
+    "a {c} {o} {p} with {n} on a {b} background",
+    "{x} near a {s} {c} {o} {p}",
+)
+
+
+def split_sizes(size: str | int, split: str) -> int:
+    if isinstance(size, int):
+        return size
+    if size not in SPLIT_SIZES:
+        raise ConfigError(f"shapes option size={size!r}: expected one of {sorted(SPLIT_SIZES)} or a number")
+    return SPLIT_SIZES[size][split]
+
+
+def main_combos(heldout: bool) -> list[tuple[str, str]]:
+    pairs = [(c, s) for c in COLOURS for s in SHAPES]
+    return [p for p in pairs if (p in HELDOUT_COMBOS) == heldout]
+
+
+# ------------------------------------------------------------------------------------------ scenes
+
+
+def _sample_scene(rng: random.Random, split: str) -> dict[str, Any]:
+    heldout = split != "train" and rng.random() < TEST_HELDOUT_FRACTION
+    colour, shape = rng.choice(main_combos(heldout))
+    size = rng.choice(tuple(SIZES))
+    position = rng.choice(POSITIONS)
+    diameter = SIZES[size] + rng.uniform(-0.02, 0.02)
+    row, col = divmod(POSITIONS.index(position), 3)
+    radius = diameter / 2
+    x = _clip((col + 0.5) / 3 + rng.uniform(-0.05, 0.05), radius + 0.02)
+    y = _clip((row + 0.5) / 3 + rng.uniform(-0.05, 0.05), radius + 0.02)
+    main = _object(shape, colour, x, y, diameter, rng)
+    extras = _sample_extras(rng, split, main, rng.choice(OBJECT_COUNTS) - 1)
+    return {
+        "main_shape": shape,
+        "main_colour": colour,
+        "main_size": size,
+        "main_position": position,
+        "background": rng.choice(tuple(BACKGROUNDS)),
+        "object_count": 1 + len(extras),
+        "heldout_combo": heldout,
+        "objects": [*extras, main],  # drawing order: main last, so it is never hidden
+    }
+
+
+def _clip(value: float, margin: float) -> float:
+    return min(max(value, margin), 1 - margin)
+
+
+def _object(shape: str, colour: str, x: float, y: float, diameter: float, rng: random.Random) -> dict:
+    angle = 0.0 if shape == "circle" else rng.uniform(-12.0, 12.0)
+    return {
+        "shape": shape,
+        "colour": colour,
+        "x": round(x, 4),
+        "y": round(y, 4),
+        "diameter": round(diameter, 4),
+        "angle": round(angle, 2),
+    }
+
+
+def _sample_extras(rng: random.Random, split: str, main: dict, count: int) -> list[dict]:
+    """Smaller objects away from the main one; pairs held out of train are never drawn in train."""
+    pairs = [(c, s) for c in COLOURS for s in SHAPES if (c, s) != (main["colour"], main["shape"])]
+    if split == "train":
+        pairs = [p for p in pairs if p not in HELDOUT_COMBOS]
+    placed: list[dict] = []
+    for _ in range(count):
+        colour, shape = rng.choice(pairs)
+        diameter = rng.uniform(*EXTRA_DIAMETER)
+        for _attempt in range(30):
+            x, y = (rng.uniform(diameter / 2, 1 - diameter / 2) for _ in range(2))
+            if all(_apart(x, y, diameter, other) for other in (main, *placed)):
+                placed.append(_object(shape, colour, x, y, diameter, rng))
+                break
+    return placed
+
+
+def _apart(x: float, y: float, diameter: float, other: dict) -> bool:
+    return math.hypot(x - other["x"], y - other["y"]) > (diameter + other["diameter"]) / 2 + 0.02
+
+
+# ---------------------------------------------------------------------------------------- captions
+
+
+def make_captions(
+    scene: dict[str, Any], rng: random.Random, count: int = CAPTIONS_PER_IMAGE
+) -> tuple[str, ...]:
+    """`count` captions: every one names the main object's colour and shape; some mention the extras."""
+    extras = scene["objects"][:-1]
+    templates = list(MAIN_TEMPLATES)
+    rng.shuffle(templates)
+    if extras:
+        chosen = [*EXTRA_TEMPLATES, *templates[: count - len(EXTRA_TEMPLATES)]]
+    else:
+        chosen = [*templates, *rng.sample(MAIN_TEMPLATES, count - len(templates))]
+    rng.shuffle(chosen)
+    return tuple(_fill(template, scene, extras, rng) for template in chosen[:count])
+
+
+_ARTICLE = re.compile(r"\ba ([aeiou])")  # "a orange" -> "an orange"
+
+
+def _fill(template: str, scene: dict[str, Any], extras: list[dict], rng: random.Random) -> str:
+    words = {
+        "s": rng.choice(SIZE_WORDS[scene["main_size"]]),
+        "c": rng.choice(COLOUR_WORDS[scene["main_colour"]]),
+        "o": rng.choice(SHAPE_WORDS[scene["main_shape"]]),
+        "p": rng.choice(POSITION_WORDS[scene["main_position"]]),
+        "b": rng.choice(BACKGROUND_WORDS[scene["background"]]),
+        "x": " and ".join(
+            f"a {rng.choice(COLOUR_WORDS[e['colour']])} {rng.choice(SHAPE_WORDS[e['shape']])}" for e in extras
+        ),
+        "n": "one smaller shape" if len(extras) == 1 else "two smaller shapes",
+    }
+    caption = _ARTICLE.sub(r"an \1", template.format(**words))
+    if len(caption.replace(",", " ").split()) > MAX_CAPTION_WORDS:  # never reached with these tables
+        caption = MAIN_TEMPLATES[-1].format(**words)
+    return caption
+
+
+# --------------------------------------------------------------------------------------- rendering
+
+
+def _outline(shape: str, radius: float) -> list[tuple[float, float]]:
+    """Polygon of a shape of the given radius around (0, 0), before rotation."""
+    if shape == "square":
+        h = radius * 0.82  # a square of the same radius would look bigger than the circle
+        return [(-h, -h), (h, -h), (h, h), (-h, h)]
+    if shape == "triangle":
+        return [_polar(radius, a) for a in (-90, 30, 150)]
+    if shape == "diamond":  # taller than wide, so a slightly rotated square is never mistaken for it
+        return [(0, -radius), (radius * 0.68, 0), (0, radius), (-radius * 0.68, 0)]
+    if shape == "star":
+        return [_polar(radius if k % 2 == 0 else radius * 0.45, -90 + 36 * k) for k in range(10)]
+    if shape == "cross":
+        a, r = radius * 0.34, radius
+        return [
+            (-a, -r),
+            (a, -r),
+            (a, -a),
+            (r, -a),
+            (r, a),
+            (a, a),
+            (a, r),
+            (-a, r),
+            (-a, a),
+            (-r, a),
+            (-r, -a),
+            (-a, -a),
+        ]
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _polar(radius: float, degrees: float) -> tuple[float, float]:
+    return radius * math.cos(math.radians(degrees)), radius * math.sin(math.radians(degrees))
+
+
+@dataclass(frozen=True)
+class ShapesRenderer:
+    """Draws a record's scene at any size; supersampled so edges are smooth even at 32 px."""
+
+    version: int = GENERATOR_VERSION
+
+    def render(self, record: ImageRecord, size: int) -> Image.Image:
+        return render_scene(record.attributes, size)
+
+
+def render_scene(scene: dict[str, Any] | Any, size: int) -> Image.Image:
+    factor = max(1, min(4, 512 // size))
+    side = size * factor
+    img = Image.new("RGB", (side, side), BACKGROUNDS[scene["background"]])
+    draw = ImageDraw.Draw(img)
+    for obj in scene["objects"]:
+        cx, cy, radius = obj["x"] * side, obj["y"] * side, obj["diameter"] * side / 2
+        fill = COLOURS[obj["colour"]]
+        if obj["shape"] == "circle":
+            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=fill)
+            continue
+        cos, sin = math.cos(math.radians(obj["angle"])), math.sin(math.radians(obj["angle"]))
+        points = [
+            (cx + px * cos - py * sin, cy + px * sin + py * cos) for px, py in _outline(obj["shape"], radius)
+        ]
+        draw.polygon(points, fill=fill)
+    return img.reduce(factor) if factor > 1 else img
+
+
+# ------------------------------------------------------------------------------------------- split
+
+
+def load_shapes_split(
+    root: Any = None,
+    split: str = "train",
+    size: str | int = "default",
+    seed: int = 0,
+    native_size: int = 64,
+) -> Split:
+    """The `shapes` split `split` ("train" or "test"); `size` is "default", "small", "tiny" or a count."""
+    if split not in ("train", "test"):
+        raise ConfigError(f"shapes has splits 'train' and 'test', not {split!r}")
+    count = split_sizes(size, split)
+    rng = random.Random(f"t2igan-shapes/v{GENERATOR_VERSION}/{seed}/{split}")
+    records = []
+    for index in range(count):
+        scene = _sample_scene(rng, split)
+        records.append(
+            ImageRecord(key=f"{split}_{index:06d}", captions=make_captions(scene, rng), attributes=scene)
+        )
+    preprocessing = {
+        "generator": "t2igan.data.shapes",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "size": size,
+        "heldout_combos": [list(p) for p in HELDOUT_COMBOS],
+        "test_heldout_fraction": TEST_HELDOUT_FRACTION,
+        "render": "PIL ImageDraw, supersampled min(4, 512//size)x then box-reduced",
+    }
+    return Split(
+        "shapes",
+        split,
+        tuple(records),
+        None,
+        CAPTIONS_PER_IMAGE,
+        preprocessing,
+        renderer=ShapesRenderer(),
+        native_size=native_size,
+    )
+
+
+def heldout_mask(records: Sequence[ImageRecord]) -> list[bool]:
+    """Which records' main object is a held-out (colour, shape) pair."""
+    return [bool(r.attributes.get("heldout_combo")) for r in records]

@@ -1,0 +1,1 @@
+"""Tests of the data room (t2igan/data)."""

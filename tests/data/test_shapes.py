@@ -1,0 +1,124 @@
+"""`shapes`: deterministic, held-out combinations kept out of train, captions that name the main object,
+and pixels that agree with the attributes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from t2igan.data import shapes
+from t2igan.data.shapes import (
+    COLOUR_WORDS,
+    COLOURS,
+    HELDOUT_COMBOS,
+    MAX_CAPTION_WORDS,
+    POSITIONS,
+    SHAPE_WORDS,
+    load_shapes_split,
+)
+from t2igan.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def small():
+    return {split: load_shapes_split(None, split, size="small", seed=0) for split in ("train", "test")}
+
+
+def test_sizes_of_the_named_options():
+    tiny = load_shapes_split(None, "train", size="tiny")
+    assert len(tiny) == shapes.SPLIT_SIZES["tiny"]["train"] and 100 <= len(tiny) <= 1000
+    assert shapes.SPLIT_SIZES["default"]["train"] >= 10_000 and shapes.SPLIT_SIZES["default"]["test"] >= 2_000
+    assert len(load_shapes_split(None, "test", size=37)) == 37
+    with pytest.raises(ConfigError, match="size='huge'"):
+        load_shapes_split(None, "train", size="huge")
+
+
+def test_same_seed_same_split_and_pixels_other_seed_differs():
+    a = load_shapes_split(None, "train", size="tiny", seed=3)
+    b = load_shapes_split(None, "train", size="tiny", seed=3)
+    c = load_shapes_split(None, "train", size="tiny", seed=4)
+    assert a.sha256 == b.sha256 and a.sha256 != c.sha256
+    assert [r.attributes for r in a.records] == [r.attributes for r in b.records]
+    assert np.array_equal(np.asarray(a.load_image(5, 64)), np.asarray(b.load_image(5, 64)))
+    assert a.manifest()["preprocessing"]["seed"] == 3 and a.manifest()["preprocessing"]["version"] >= 1
+
+
+def test_heldout_combinations_never_appear_in_train(small):
+    for record in small["train"].records:
+        attrs = record.attributes
+        assert (attrs["main_colour"], attrs["main_shape"]) not in HELDOUT_COMBOS
+        assert not attrs["heldout_combo"]
+        for obj in attrs["objects"]:
+            assert (obj["colour"], obj["shape"]) not in HELDOUT_COMBOS
+
+
+def test_test_split_mixes_heldout_and_seen_and_flags_them(small):
+    flags = []
+    for record in small["test"].records:
+        attrs = record.attributes
+        assert attrs["heldout_combo"] == ((attrs["main_colour"], attrs["main_shape"]) in HELDOUT_COMBOS)
+        flags.append(attrs["heldout_combo"])
+    assert 0.3 < np.mean(flags) < 0.7
+    seen = {(r.attributes["main_colour"], r.attributes["main_shape"]) for r in small["test"].records}
+    assert set(HELDOUT_COMBOS) <= seen
+
+
+def test_every_colour_and_shape_is_still_seen_in_train(small):
+    mains = {(r.attributes["main_colour"], r.attributes["main_shape"]) for r in small["train"].records}
+    assert {c for c, _ in mains} == set(COLOURS) and {s for _, s in mains} == set(shapes.SHAPES)
+
+
+def test_captions_name_the_main_object_and_are_short(small):
+    for record in small["train"].records[:400] + small["test"].records[:200]:
+        attrs = record.attributes
+        assert len(record.captions) == 10
+        for caption in record.captions:
+            words = caption.replace(",", " ").split()
+            assert len(words) <= MAX_CAPTION_WORDS
+            assert set(words) & set(COLOUR_WORDS[attrs["main_colour"]]), caption
+            assert set(words) & set(SHAPE_WORDS[attrs["main_shape"]]), caption
+
+
+def test_extras_are_mentioned_in_some_captions(small):
+    record = next(r for r in small["train"].records if r.attributes["object_count"] == 3)
+    extra = record.attributes["objects"][0]
+    mentions = [
+        c
+        for c in record.captions
+        if set(c.split()) & set(SHAPE_WORDS[extra["shape"]])
+        and set(c.split()) & set(COLOUR_WORDS[extra["colour"]])
+    ]
+    assert 1 <= len(mentions) < 10
+
+
+def test_attributes_cover_the_probe_targets(small):
+    counts = {name: set() for name in shapes.ATTRIBUTE_CLASSES}
+    for record in small["train"].records:
+        attrs = record.attributes
+        assert attrs["object_count"] == len(attrs["objects"])
+        main = attrs["objects"][-1]
+        assert (main["colour"], main["shape"]) == (attrs["main_colour"], attrs["main_shape"])
+        assert all(o["diameter"] < main["diameter"] for o in attrs["objects"][:-1])  # main is the largest
+        for name in counts:
+            counts[name].add(attrs[name])
+    for name, classes in shapes.ATTRIBUTE_CLASSES.items():
+        assert counts[name] == set(classes), name
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_pixels_agree_with_the_attributes(size, small):
+    for record in small["test"].records[:20]:
+        attrs = record.attributes
+        main = attrs["objects"][-1]
+        image = np.asarray(shapes.render_scene(attrs, size))
+        assert image.shape == (size, size, 3) and image.dtype == np.uint8
+        centre = image[int(main["y"] * size), int(main["x"] * size)]
+        assert tuple(centre) == COLOURS[attrs["main_colour"]]  # the main object is drawn last, on top
+        row, col = divmod(POSITIONS.index(attrs["main_position"]), 3)
+        assert int(main["x"] * 3) == col and int(main["y"] * 3) == row
+
+
+def test_render_through_the_split_interface(small):
+    split = small["test"]
+    assert split.load_image(0).size == (split.native_size, split.native_size)
+    assert split.load_image(0, 32).mode == "RGB" and split.load_image(0, 32).size == (32, 32)
