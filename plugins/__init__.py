@@ -1,0 +1,1 @@
+"""The built-in model plugins (DF-GAN, RAT-GAN, ...), registered through the `t2igan` entry points."""

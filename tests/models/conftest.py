@@ -1,0 +1,79 @@
+"""Fixtures of the model tests: a registry holding only the DF-GAN and RAT-GAN plugins, and builders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import plugins.dfgan
+import plugins.ratgan
+from t2igan.models import apply_overrides
+from t2igan.nn import Batch, BuildContext, TextFeatures
+from t2igan.registry import PluginInfo, PluginLoader, Registry
+
+
+def make_registry() -> Registry:
+    """The two plugins registered in-process with the host's own validation (no entry points scanned)."""
+    loader = PluginLoader(entry_points=[], environ={})
+    for name, module in (("dfgan", plugins.dfgan), ("ratgan", plugins.ratgan)):
+        info = loader.add(module, PluginInfo(name, module.__name__))
+        assert info.status == "ok", info.error
+    return loader.registry
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The machine's cores are shared: two threads contending make these small kernels slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return make_registry()
+
+
+def build(registry: Registry, model: str, preset: str, meta: bool = False, **overrides: Any):
+    spec = registry.model(model)
+    config = apply_overrides(spec.preset(preset).config, overrides, where=f"{model}.{preset}")
+    if meta:
+        with torch.device("meta"):
+            return spec.build(config, BuildContext(registry=registry, device=torch.device("meta")))
+    return spec.build(config, BuildContext(registry=registry))
+
+
+def tiny_batch(batch_size: int = 4, size: int = 32, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch_size, 3, size, size, generator=g) * 2 - 1
+    sentence = torch.randn(batch_size, 256, generator=g)
+    return Batch(images, TextFeatures(sentence))
+
+
+def d_update(model, batch: Batch, optimizer: torch.optim.Optimizer) -> float:
+    """One D update as the Trainer does it: one optimiser step per dict the model yields."""
+    result = model.d_step(batch)
+    total = 0.0
+    for losses in [result] if isinstance(result, dict) else result:
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        total += float(losses["loss"].detach())
+    return total
+
+
+def d_loss(model, batch: Batch, seed: int = 123) -> float:
+    """The D loss on `batch` with fixed fake noise, every phase summed, without updating anything."""
+    torch.manual_seed(seed)
+    result = model.d_step(batch)
+    return sum(
+        float(losses["loss"].detach()) for losses in ([result] if isinstance(result, dict) else result)
+    )
+
+
+def official_to_random(layout: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {key: torch.randn(shape, generator=g) * 0.05 for key, shape in layout.items()}
