@@ -1,0 +1,271 @@
+"""Pre-training a small CLIP (one of t2igan/text/clip_configs) with the symmetric contrastive loss, and the
+text-to-image retrieval accuracy that says whether it is good enough to stand in for OpenAI's on `shapes`.
+
+Takes plain arrays (uint8 images, captions per image) so it needs nothing from the data room.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from t2igan.errors import ConfigError
+from t2igan.text.clip import CLIPSource, CLIPTextImageEncoder, build_open_clip_model, model_config
+
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP paper §2.5: the temperature is clipped to keep logits ≤ 100
+
+
+@dataclass
+class CLIPPretrainConfig:
+    """Hyper-parameters of contrastive pre-training; optimiser settings follow the CLIP paper (Radford et
+    al. 2021, §2.5 and Table 19: AdamW, decoupled weight decay on weights only, cosine schedule with warm-up,
+    β2 = 0.98, ε = 1e-6); sizes, epochs and learning rate are ours, for a small model on a small dataset."""
+
+    model: str = "clip-small"
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    warmup_steps: int = 100
+    input_mode: str = "clean"  # how [-1, 1] images are mapped to CLIP input, recorded in the checkpoint
+    layers: tuple[int, ...] | None = None  # GALIP feature blocks; default per clip.default_layers
+    max_seconds: float | None = None  # stop after the step that crosses this wall-clock budget
+    eval_candidates: int = 100  # retrieval: 1 true image + 99 others
+    eval_images: int = 1000  # training images scored for the stats
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> CLIPPretrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values or {}) - known)
+        if unknown:
+            raise ConfigError(f"unknown CLIP pre-training keys {unknown}; known: {sorted(known)}")
+        values = dict(values or {})
+        for key in ("betas", "layers"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+@dataclass
+class CLIPPretrainStats:
+    """What pre-training did: mean loss per epoch, steps, seconds, and retrieval on training images."""
+
+    epoch_losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    images: int = 0
+    logit_scale: float = 0.0
+    train_retrieval_top1: float | None = None
+    retrieval_candidates: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_data(images: Any, captions: Sequence[Sequence[str]]) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ConfigError(f"images must be a uint8 array (N, H, W, 3), got {images.dtype} {images.shape}")
+    if len(images) != len(captions):
+        raise ConfigError(
+            f"{len(images)} images but {len(captions)} caption lists: expected one list per image"
+        )
+    if any(len(c) == 0 for c in captions):
+        raise ConfigError("every image needs at least one caption")
+    return images
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the range generators produce."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def contrastive_loss(image_emb: Tensor, text_emb: Tensor, logit_scale: Tensor) -> Tensor:
+    """Symmetric InfoNCE over the batch (CLIP paper Figure 3): matching pairs on the diagonal."""
+    image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
+    logits = logit_scale.exp() * image_emb @ text_emb.t()
+    labels = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+
+
+def _optimizer(encoder: CLIPTextImageEncoder, config: CLIPPretrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in encoder.model.named_parameters():
+        # gains, biases, embeddings of positions/CLS and the temperature are not decayed (open_clip main.py)
+        exclude = param.ndim < 2 or "embedding" in name or "logit_scale" in name
+        (no_decay if exclude else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def pretrain_clip(
+    images: Any,
+    captions: Sequence[Sequence[str]],
+    config: CLIPPretrainConfig | Mapping[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[CLIPTextImageEncoder, CLIPPretrainStats]:
+    """Train a small CLIP from scratch on (N, H, W, 3) uint8 images, one random caption per image per
+    epoch. Returns the encoder (eval mode, trainable) and its stats; save it with `save_clip_checkpoint`."""
+    config = config if isinstance(config, CLIPPretrainConfig) else CLIPPretrainConfig.from_mapping(config)
+    images = _check_data(images, captions)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model_cfg = model_config(config.model)
+    source = CLIPSource(name=config.model, pretrained="random", model_config=model_cfg)
+    encoder = CLIPTextImageEncoder(build_open_clip_model(model_cfg), config.layers, config.input_mode, source)
+    encoder.to(device).train()
+    tokens, offsets = _tokenize_all(encoder, captions)
+    optimizer = _optimizer(encoder, config)
+    steps_per_epoch = max(1, len(images) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _schedule(s, total, config.warmup_steps)
+    )
+    stats = CLIPPretrainStats(images=len(images), config=_plain(asdict(config)))
+    start = time.perf_counter()
+    bar = tqdm(range(config.epochs), desc=f"pretrain {config.model}", disable=not progress)
+    for _ in bar:
+        losses = []
+        order = rng.permutation(len(images))
+        for step in range(steps_per_epoch):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+            choice = offsets[batch] + (rng.random(len(batch)) * (offsets[batch + 1] - offsets[batch])).astype(
+                int
+            )
+            loss = _train_step(encoder, images[batch], tokens[choice], optimizer, device)
+            scheduler.step()
+            losses.append(loss)
+            stats.steps += 1
+            if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+                break
+        stats.epoch_losses.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{stats.epoch_losses[-1]:.3f}")
+        if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+            break
+    stats.seconds = time.perf_counter() - start
+    stats.logit_scale = encoder.model.logit_scale.exp().item()
+    encoder.eval()
+    _final_retrieval(encoder, images, captions, config, seed, stats)
+    return encoder, stats
+
+
+def _tokenize_all(
+    encoder: CLIPTextImageEncoder, captions: Sequence[Sequence[str]]
+) -> tuple[Tensor, np.ndarray]:
+    flat = [caption for per_image in captions for caption in per_image]
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in captions])])
+    return encoder.tokenize(flat)["tokens"], offsets
+
+
+def _train_step(
+    encoder: CLIPTextImageEncoder,
+    images: np.ndarray,
+    tokens: Tensor,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device | str,
+) -> float:
+    image_emb = encoder.image_embedding(images_to_tensor(images, device))
+    text_emb = encoder.encode({"tokens": tokens.to(device)}).sentence
+    loss = contrastive_loss(image_emb, text_emb, encoder.model.logit_scale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        encoder.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+    return loss.item()
+
+
+def _final_retrieval(
+    encoder: CLIPTextImageEncoder,
+    images: np.ndarray,
+    captions: Sequence[Sequence[str]],
+    config: CLIPPretrainConfig,
+    seed: int,
+    stats: CLIPPretrainStats,
+) -> None:
+    count = min(len(images), config.eval_images)
+    candidates = min(config.eval_candidates, count)
+    if candidates < 2:
+        return
+    pick = np.random.default_rng(seed + 1).permutation(len(images))[:count]
+    stats.train_retrieval_top1 = retrieval_accuracy(
+        encoder, images[pick], [captions[i] for i in pick], candidates, seed
+    )
+    stats.retrieval_candidates = candidates
+
+
+@torch.no_grad()
+def embed_images(encoder: CLIPTextImageEncoder, images: Any, batch_size: int = 256) -> Tensor:
+    """L2-normalised image embeddings of uint8 (N, H, W, 3) images."""
+    device = next(encoder.parameters()).device
+    chunks = [
+        encoder.image_embedding(images_to_tensor(np.asarray(images[i : i + batch_size]), device))
+        for i in range(0, len(images), batch_size)
+    ]
+    return F.normalize(torch.cat(chunks).float(), dim=-1)
+
+
+@torch.no_grad()
+def embed_texts(encoder: CLIPTextImageEncoder, captions: Sequence[str], batch_size: int = 512) -> Tensor:
+    """L2-normalised sentence embeddings."""
+    chunks = [
+        encoder.encode_captions(list(captions[i : i + batch_size])).sentence
+        for i in range(0, len(captions), batch_size)
+    ]
+    return F.normalize(torch.cat(chunks).float(), dim=-1)
+
+
+def retrieval_accuracy(
+    model: CLIPTextImageEncoder,
+    images: Any,
+    captions: Sequence[Sequence[str]],
+    n_candidates: int = 100,
+    seed: int = 0,
+) -> float:
+    """Top-1 text-to-image accuracy: one random caption per image ranks its image against
+    `n_candidates - 1` other random images by cosine similarity (a tie counts as a miss)."""
+    images = _check_data(images, captions)
+    count = len(images)
+    if not 2 <= n_candidates <= count:
+        raise ConfigError(f"n_candidates must be in 2..{count} (the number of images), got {n_candidates}")
+    was_training = model.training
+    model.eval()
+    rng = np.random.default_rng(seed)
+    queries = [c[rng.integers(len(c))] for c in captions]
+    others = np.stack([rng.choice(count - 1, n_candidates - 1, replace=False) for _ in range(count)])
+    others += others >= np.arange(count)[:, None]  # skip the true image
+    image_emb, text_emb = embed_images(model, images), embed_texts(model, queries)
+    true_score = (image_emb * text_emb).sum(-1)
+    other_scores = torch.einsum(
+        "nd,nkd->nk", text_emb, image_emb[torch.from_numpy(others).to(image_emb.device)]
+    )
+    model.train(was_training)
+    return float((true_score > other_scores.max(dim=1).values).float().mean())
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
