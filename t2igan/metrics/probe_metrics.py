@@ -1,0 +1,174 @@
+"""The `shapes` probe metrics: `probe` (attribute accuracy of generated images against what their captions
+state) and `probe_fd` (Fréchet distance in the probe's feature space); both refuse a probe whose own
+accuracy on the real test images is below its threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from t2igan.errors import ConfigError
+from t2igan.metrics.context import EvalBatch, EvalContext, cached_reference
+from t2igan.metrics.fid import feature_statistics, frechet_distance
+from t2igan.metrics.probe import PROBE_VERSION, TrainedProbe, attribute_accuracy, encode_labels
+from t2igan.metrics.r_precision import record_attributes
+from t2igan.metrics.stats_cache import StatsKey
+from t2igan.metrics.values import MetricValue, make_provenance
+
+
+def probe_targets(
+    records: Sequence[Any],
+    samples: Sequence[Any],
+    stated: Callable[[Any, int], Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The attributes each generated image should show. `stated(record, caption_index)` says which ones its
+    caption states; by default the record's attributes, refined by `attributes["caption_attributes"]
+    [caption_index]` when the dataset lists per-caption attributes (an attribute a caption does not state
+    should be absent or None there, so it is not scored)."""
+    targets = []
+    for sample in samples:
+        record = records[sample.image_index]
+        if stated is not None:
+            targets.append(dict(stated(record, sample.caption_index)))
+            continue
+        attributes = dict(record_attributes(record))
+        per_caption = attributes.pop("caption_attributes", None)
+        if per_caption:
+            attributes.update(per_caption[sample.caption_index])
+        targets.append(attributes)
+    return targets
+
+
+def validated_probe(context: EvalContext, metric: str) -> TrainedProbe:
+    """The context's probe, validated once on the real test images and refused below min_accuracy."""
+    probe: TrainedProbe = context.encoder("probe", metric)
+    if probe.validation is None:
+        images = context.require_real_images(metric)
+        labels = [
+            {k: v for k, v in record_attributes(r).items() if k != "caption_attributes"}
+            for r in context.records
+        ]
+        probe.validate(images, labels, context.device)
+        probe.stats["validation_images"] = len(images)
+    probe.require_valid()
+    return probe
+
+
+def _probe_provenance(probe: TrainedProbe, context: EvalContext, n_fake: int, **extra: Any) -> dict[str, Any]:
+    return make_provenance(
+        backend="t2igan-probe",
+        backend_version=str(PROBE_VERSION),
+        extractor=f"probe:{probe.config.arch}",
+        extractor_sha256=probe.key,
+        resize=f"bilinear antialias to {probe.config.image_size}",
+        mode="probe",
+        n_real=probe.stats.get("validation_images"),
+        n_fake=n_fake,
+        seed=context.seed,
+        probe_accuracy=dict(probe.validation or {}),
+        weights_note=probe.weights_note,
+        stand_in=probe.stand_in,
+        **extra,
+    )
+
+
+class ProbeMetric:
+    """Attribute accuracy of generated images against their captions' attributes: `probe` (all stated
+    attributes right), `probe_<attribute>`, and `probe_heldout` / `probe_seen` when targets carry
+    `heldout_combo`. Needs `encoders["probe"]`, the real test images and records with attributes.
+    Config `stated`: a callable (record, caption_index) -> the attributes that caption states."""
+
+    name = "probe"
+
+    def __init__(self, config: Mapping[str, Any], context: EvalContext):
+        self.config, self.context = dict(config), context
+        self.probe: TrainedProbe = context.encoder("probe", self.name)
+        self.predictions: dict[str, list[Tensor]] = {}
+        self.samples: list[Any] = []
+
+    def update(self, batch: EvalBatch) -> None:
+        for name, value in self.probe.predict(batch.images, device=self.context.device).items():
+            self.predictions.setdefault(name, []).append(value)
+        self.samples.extend(batch.samples)
+
+    def compute(self) -> list[MetricValue]:
+        probe = validated_probe(self.context, self.name)
+        if not self.samples:
+            raise ConfigError("metric 'probe': no generated images with known captions were evaluated")
+        predicted = {name: torch.cat(parts) for name, parts in self.predictions.items()}
+        targets = probe_targets(self.context.records, self.samples, self.config.get("stated"))
+        result = attribute_accuracy(predicted, encode_labels(targets, probe.vocab))
+        provenance = _probe_provenance(probe, self.context, len(self.samples))
+        values = [MetricValue("probe", result["all_correct"], None, provenance, higher_is_better=True)]
+        for name, accuracy in result["per_attribute"].items():
+            if np.isnan(accuracy):  # no caption stated this attribute: nothing to score
+                continue
+            values.append(
+                MetricValue(f"probe_{name}", accuracy, None, dict(provenance), higher_is_better=True)
+            )
+        heldout = torch.tensor([bool(t.get("heldout_combo")) for t in targets])
+        if any("heldout_combo" in t for t in targets):
+            for label, mask in (("heldout", heldout), ("seen", ~heldout)):
+                mask = mask & result["known_mask"]
+                if mask.any():
+                    rate = float(result["all_correct_mask"][mask].float().mean())
+                    values.append(
+                        MetricValue(
+                            f"probe_{label}",
+                            rate,
+                            None,
+                            {**provenance, "n_fake": int(mask.sum())},
+                            higher_is_better=True,
+                        )
+                    )
+        return values
+
+
+class ProbeFDMetric:
+    """Fréchet distance between generated and real test images in the probe's penultimate feature space."""
+
+    name = "probe_fd"
+
+    def __init__(self, config: Mapping[str, Any], context: EvalContext):
+        self.config, self.context = dict(config), context
+        self.probe: TrainedProbe = context.encoder("probe", self.name)
+        self.features: list[Tensor] = []
+
+    def update(self, batch: EvalBatch) -> None:
+        self.features.append(self.probe.features(batch.images, device=self.context.device))
+
+    def compute(self) -> list[MetricValue]:
+        probe = validated_probe(self.context, self.name)
+        images = self.context.require_real_images(self.name)
+        key = StatsKey(
+            self.context.dataset,
+            self.context.split_sha256,
+            self.context.resolution,
+            f"probe bilinear {probe.config.image_size}",
+            "t2igan-probe",
+            str(PROBE_VERSION),
+            f"probe:{probe.config.arch}",
+            probe.key,
+            "penultimate",
+            len(images),
+        )
+
+        def compute_real() -> dict[str, np.ndarray]:
+            mu, sigma = feature_statistics(probe.features(images, device=self.context.device))
+            return {"mu": mu, "sigma": sigma}
+
+        real, hit = cached_reference(self.context, key, compute_real)
+        fake = feature_statistics(torch.cat(self.features))
+        value = frechet_distance(fake[0], fake[1], real["mu"], real["sigma"])
+        provenance = _probe_provenance(
+            probe,
+            self.context,
+            int(sum(len(f) for f in self.features)),
+            n_reference=len(images),
+            reference_cached=hit,
+        )
+        return [MetricValue("probe_fd", value, None, provenance, higher_is_better=False)]
