@@ -100,15 +100,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print("no models registered" + (f" matching {args.pattern!r}" if args.pattern else ""))
         return 0
-    header = f"{'model.preset':<24} {'dataset':<12} {'size':>5} {'G params':>13} {'D params':>13}  license"
+    header = f"{'model.preset':<24} {'dataset':<12} {'size':>5} {'G params':>13} {'D params':>13} {'C params':>11}  license"
     print(header)
     for row in rows:
         counts = row.get("parameters") or {}
-        g = counts.get("G", {}).get("total")
-        d = sum(v["total"] for k, v in counts.items() if k != "G") if counts else None
+        g, d, c = (counts.get(part, {}).get("total") for part in ("G", "D", "C"))
         print(
             f"{row['model'] + '.' + row['preset']:<24} {row['dataset'] or '-':<12} {row['image_size']:>5} "
-            f"{_count(g):>13} {_count(d):>13}  {row['license']}"
+            f"{_count(g):>13} {_count(d):>13} {(_count(c) if c is not None else '-'):>11}  {row['license']}"
         )
         if row.get("error"):
             print(f"  error: {row['error']}")

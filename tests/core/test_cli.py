@@ -1,0 +1,32 @@
+"""The CLI as a user drives it: parameter counts of the paper presets, and clean errors."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+
+
+def test_models_json_reports_official_parameter_counts_per_part():
+    result = run_cli("models", "--json", "*.bird256")
+    assert result.returncode == 0, result.stderr
+    counts = {row["model"]: row["parameters"] for row in json.loads(result.stdout)}
+    # official code, random init on CPU (shared/research/models.md §1 and §3)
+    assert counts["dfgan"]["G"]["total"] == 9_744_131
+    assert counts["dfgan"]["D"]["total"] == 6_619_206
+    assert counts["dfgan"]["C"]["total"] == 295_936
+    assert counts["ratgan"]["G"]["total"] == 38_091_658
+    assert counts["ratgan"]["D"]["total"] == 80_379_526
+
+
+def test_unknown_dataset_is_one_line_with_the_known_names():
+    result = run_cli("data", "check", "birds")
+    assert result.returncode == 2
+    assert "unknown dataset 'birds'" in result.stderr and "Known datasets:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_command_whose_room_is_not_built_says_so():
+    result = run_cli("bench")
+    assert result.returncode == 2
+    assert "does not include t2igan.bench.commands yet" in result.stderr
