@@ -124,9 +124,9 @@ def _count(value: int | None) -> str:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from t2igan.data.commands import check_dataset, format_check_report
 
-    report = check_dataset(args.name, args.root)
+    report = check_dataset(args.name, args.root, progress=True)
     print(format_check_report(report))
-    return 0
+    return 0 if report.ok else 1
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
