@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -85,3 +86,15 @@ def test_truncated_table_is_rebuilt(tmp_path):
     rebuilt = load_or_build(encoder, "char-1", split(), tmp_path, progress=False)
     assert encoder.calls == 2
     assert rebuilt.sentence.shape == (4, 26)
+
+
+def test_builtin_text_encoders_are_registered_and_build_offline_errors_name_the_file(monkeypatch, tmp_path):
+    from t2igan.errors import WeightsNotFoundError
+    from t2igan.registry import get_registry
+
+    registry = get_registry()
+    assert registry.plugins["text"].status == "ok"
+    assert {"damsm", "clip"} <= set(registry.text_encoders)
+    monkeypatch.setenv("T2IGAN_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match="text_encoder"):
+        registry.text_encoder("damsm").build({"tag": "cub"}, None)
