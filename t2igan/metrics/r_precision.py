@@ -5,6 +5,7 @@ std of the hit rate over 10 shuffled folds. Seeded. Encoders are passed in (DAMS
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,7 @@ def r_precision(
     return RPrecisionResult(mean, std, scores, hits)
 
 
-class RPrecisionMetric:
+class RPrecisionMetric(ABC):
     """Base of the DAMSM and CLIP R-precision metrics: keeps image codes per batch, ranks at the end."""
 
     name = ""
@@ -148,11 +149,11 @@ class RPrecisionMetric:
         self.codes: list[Tensor] = []
         self.samples: list[EvalSample] = []
 
-    def image_codes(self, images: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def image_codes(self, images: Tensor) -> Tensor: ...
 
-    def text_codes(self, captions: list[str]) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def text_codes(self, captions: list[str]) -> Tensor: ...
 
     def extra_provenance(self) -> dict[str, Any]:
         return {}
