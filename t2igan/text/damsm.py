@@ -203,7 +203,7 @@ class SmallDAMSMImageEncoder(nn.Module):
     variant = "small"
 
     def __init__(
-        self, embedding_dim: int = EMBEDDING_DIM, input_size: int = 64, grid: int = 8, width: int = 32
+        self, embedding_dim: int = EMBEDDING_DIM, input_size: int = 64, grid: int = 8, width: int = 16
     ):
         super().__init__()
         steps = math.log2(input_size / grid) if input_size >= grid > 0 else -1
@@ -222,7 +222,8 @@ class SmallDAMSMImageEncoder(nn.Module):
             _conv_block(channels, channels * 2, 2), _conv_block(channels * 2, channels * 2, 1)
         )
         self.emb_features = nn.Conv2d(channels, embedding_dim, kernel_size=1, bias=False)
-        self.emb_cnn_code = nn.Linear(channels * 2, embedding_dim)
+        # flattened, not pooled: the global code keeps where things are ("at the top left")
+        self.emb_cnn_code = nn.Linear(channels * 2 * ((grid + 1) // 2) ** 2, embedding_dim)
 
     def config(self) -> dict[str, Any]:
         """What `build_image_encoder` needs to rebuild this module."""
@@ -241,7 +242,7 @@ class SmallDAMSMImageEncoder(nn.Module):
                 x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
             )
         regions = self.trunk(x)
-        code = self.head(regions).mean(dim=(2, 3))
+        code = self.head(regions).flatten(1)
         return self.emb_features(regions), self.emb_cnn_code(code)
 
 
@@ -258,7 +259,7 @@ def image_encoder_config(config: Mapping[str, Any]) -> dict[str, Any]:
         out.update(
             image_size=int(config.get("image_size", 64)),
             grid=int(config.get("grid", 8)),
-            width=int(config.get("width", 32)),
+            width=int(config.get("width", 16)),
         )
     return out
 

@@ -29,7 +29,7 @@ class DAMSMPretrainConfig:
     image_encoder: str = "small"  # "inception" is the official one (frozen ImageNet trunk, 299 px)
     image_size: int = 64  # small variant: input size
     grid: int = 8  # small variant: regions per side
-    width: int = 32  # small variant: channels of the first conv
+    width: int = 16  # small variant: channels of the first conv
     embedding_dim: int = 256  # bird.yml TEXT.EMBEDDING_DIM
     epochs: int = 30
     batch_size: int = 48  # bird.yml TRAIN.BATCH_SIZE

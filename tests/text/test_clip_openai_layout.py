@@ -189,7 +189,9 @@ TINY_OPENAI = dict(
 )
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore:`torch.jit.*` is deprecated:FutureWarning")
+@pytest.mark.filterwarnings(
+    "ignore::torch.jit.TracerWarning", "ignore:`torch.jit.*` is deprecated:FutureWarning"
+)
 @torch.no_grad()
 def test_torchscript_archive_loads_like_openai_release(openai_clip, tmp_path):
     official = openai_clip.model.build_model(_random_openai_state(openai_clip, **TINY_OPENAI)).float().eval()

@@ -44,25 +44,34 @@ def test_contrastive_loss_prefers_matching_pairs():
     )
 
 
-def test_pretraining_lowers_loss_and_beats_chance(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Deterministic, and fair to other processes on a shared 2-core machine."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pretraining_lowers_loss_and_beats_chance(tmp_path, one_thread):
     train, test = make_squares(160, seed=0), make_squares(64, seed=1)
     config = {
         "model": "clip-tiny",
-        "epochs": 8,
-        "batch_size": 32,
-        "lr": 2e-3,
+        "epochs": 16,
+        "batch_size": 16,
+        "lr": 1e-3,
         "warmup_steps": 10,
         "eval_candidates": 16,
         "eval_images": 64,
     }
     encoder, stats = pretrain_clip(*train, config, seed=0, progress=False)
-    assert stats.steps == 8 * 5 and len(stats.epoch_losses) == 8
-    assert stats.epoch_losses[-1] < stats.epoch_losses[0] - 0.5
-    chance = 1 / 16  # colour alone is learnt first and gives about 4x chance (4 colours among 16 classes)
+    assert stats.steps == 16 * 10 and len(stats.epoch_losses) == 16
+    assert stats.epoch_losses[-1] < stats.epoch_losses[0] - 1.0
+    # colour alone gives about 4x chance; above 5x needs the quadrant too (0.48-0.64 over 4 training seeds)
+    chance = 1 / 16
     top1 = retrieval_accuracy(encoder, *test, n_candidates=16, seed=0)
-    assert top1 > 3 * chance, (top1, stats.epoch_losses)
-    assert stats.train_retrieval_top1 is not None and stats.train_retrieval_top1 > 3 * chance
+    assert top1 > 5 * chance, (top1, stats.epoch_losses)
+    assert stats.train_retrieval_top1 is not None and stats.train_retrieval_top1 > 5 * chance
     path = save_clip_checkpoint(tmp_path / "clip-tiny-squares.pt", encoder, stats.as_dict())
     reloaded = load_clip("clip-tiny", path)
     assert reloaded.input_mode == "clean" and reloaded.source.stats["steps"] == stats.steps
