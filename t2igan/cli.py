@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a checkpoint or a folder of images against a dataset split")
     p.add_argument("source", help="a checkpoint (.pt) or a folder of images")
-    p.add_argument("--data", default="shapes")
+    p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; shapes for a folder)")
     p.add_argument("--root", default=None)
     p.add_argument("--protocol", default="quick")
     p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")

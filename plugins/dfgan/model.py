@@ -74,13 +74,16 @@ class DFGAN(GANModel):
     def eval_noise(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """Evaluation noise: N(0, I) truncated to ±2 and scaled by `truncation` (0.88 in the released
         configs), or plain N(0, I) when `truncation` is None."""
-        noise = self.sample_noise(batch_size, generator)
         if self.truncation is None:
-            return noise
+            return self.sample_noise(batch_size, generator)
+        device = next(self.generator.parameters()).device
+        noise = torch.empty(
+            batch_size, self.generator.noise_dim, device=generator.device if generator else device
+        )
         noise = torch.nn.init.trunc_normal_(
             noise, 0.0, 1.0, -TRUNCATION_BOUND, TRUNCATION_BOUND, generator=generator
         )
-        return noise * self.truncation
+        return (noise * self.truncation).to(device)
 
 
 def _check_sentence_dim(config: Mapping[str, Any], context: BuildContext) -> None:

@@ -34,6 +34,9 @@ PLAN_FIELDS = (
     "device",
     "eval_seed",
     "out",
+    "encoders",
+    "probe",
+    "checkpoint_every",
 )
 
 
@@ -75,6 +78,10 @@ class BenchPlan:
     device: str | None = None
     eval_seed: int = 100
     out: Path = Path("runs")
+    # per text encoder: its weights (`weights = "path"`) or, on shapes, its pre-training config
+    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)  # the shapes probe's config (and `count`)
+    checkpoint_every: int | None = None  # default: about five checkpoints per run
 
     def runs(self) -> list[RunKey]:
         """Dataset-major order: every model of a dataset shares its split, encoders and probe."""
@@ -174,7 +181,22 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         device=fields.get("device"),
         eval_seed=int(fields.get("eval_seed", 100)),
         out=Path(fields.get("out") or Path("runs") / name),
+        encoders=_tables(fields.get("encoders"), "encoders", nested=True),
+        probe=_tables(fields.get("probe"), "probe"),
+        checkpoint_every=None
+        if fields.get("checkpoint_every") is None
+        else _positive(fields["checkpoint_every"], "checkpoint_every"),
     )
+
+
+def _tables(value: Any, what: str, nested: bool = False) -> dict[str, Any]:
+    """A TOML table (for `encoders`, one table per encoder name)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or (nested and not all(isinstance(v, Mapping) for v in value.values())):
+        shape = "a table of tables, e.g. [encoders.damsm] epochs = 2" if nested else "a table"
+        raise ConfigError(f"plan field {what!r}: expected {shape}")
+    return {str(k): dict(v) if nested else v for k, v in value.items()}
 
 
 def load_plan_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> BenchPlan:

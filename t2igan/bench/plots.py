@@ -10,6 +10,17 @@ import pandas as pd
 from t2igan.bench.records import STATUS_FINISHED, RunRecord
 
 COST_METRIC = "images_per_second"
+PLOTTED_LOSSES = ("d_loss", "g_loss")  # of the Trainer's logged losses, the two totals are plotted
+
+
+def _safe(name: str) -> str:
+    """A dataset label such as `shapes:size=tiny` as part of a file name."""
+    return "".join(ch if ch.isalnum() or ch in "._-=" else "_" for ch in str(name))
+
+
+def _headline(metric: str) -> bool:
+    """Plotted metrics: the headline ones, not every per-attribute breakdown of the probe."""
+    return not metric.startswith("probe_") or metric == "probe_fd"
 
 
 def _pyplot():
@@ -39,6 +50,8 @@ def quality_vs_cost(root: Path, results: pd.DataFrame) -> list[Path]:
         cost = part[part["metric"] == COST_METRIC].groupby("model")["value"].mean()
         quality = part[(part["higher_is_better"].notna()) & (part["prov_backend"] != "t2igan")]
         for metric, rows in quality.groupby("metric"):
+            if not _headline(str(metric)):
+                continue
             means = rows.groupby("model")["value"].mean()
             models = [m for m in means.index if m in cost.index]
             if not models:
@@ -53,9 +66,17 @@ def quality_vs_cost(root: Path, results: pd.DataFrame) -> list[Path]:
             )
             ax.set_title(f"{dataset}: {metric} vs inference cost")
             ax.set_xscale("log")
-            written.append(_save(fig, root / f"plot_{dataset}_{metric}_vs_cost.png"))
+            written.append(_save(fig, root / f"plot_{_safe(dataset)}_{metric}_vs_cost.png"))
             plt.close(fig)
     return written
+
+
+def _plotted_history(metric: str) -> bool:
+    """Evaluated metrics, and of the Trainer's many logged losses only the D and G totals."""
+    is_loss = metric.startswith(("d_", "g_")) or (
+        metric[:1] == "d" and "_" in metric and metric[1:2].isdigit()
+    )
+    return metric in PLOTTED_LOSSES or not is_loss
 
 
 def metric_vs_step(root: Path, records: list[RunRecord]) -> list[Path]:
@@ -63,7 +84,7 @@ def metric_vs_step(root: Path, records: list[RunRecord]) -> list[Path]:
         {"dataset": r.dataset, "model": r.model, "seed": r.seed, **h}
         for r in records
         for h in r.history
-        if {"step", "metric", "value"} <= set(h)
+        if {"step", "metric", "value"} <= set(h) and _plotted_history(str(h["metric"]))
     ]
     if not rows:
         return []
@@ -79,7 +100,7 @@ def metric_vs_step(root: Path, records: list[RunRecord]) -> list[Path]:
         ax.set_ylabel(metric)
         ax.set_title(f"{dataset}: {metric} during training (mean over seeds)")
         ax.legend(fontsize=8)
-        written.append(_save(fig, root / f"plot_{dataset}_{metric}_vs_step.png"))
+        written.append(_save(fig, root / f"plot_{_safe(dataset)}_{metric}_vs_step.png"))
         plt.close(fig)
     return written
 

@@ -74,8 +74,12 @@ class RunRecord:
 
 def run_dir(out: str | os.PathLike, dataset: str, model_label: str, seed: int) -> Path:
     """runs/<plan>/<dataset>/<model>/seed<k>: the variant label made safe as a folder name."""
-    safe = "".join(ch if ch.isalnum() or ch in "._-=" else "_" for ch in model_label)
-    return Path(out) / dataset / safe / f"seed{seed}"
+    return Path(out) / _safe(dataset) / _safe(model_label) / f"seed{seed}"
+
+
+def _safe(label: str) -> str:
+    """A label (`dfgan:fusion=rat`, `shapes:size=tiny`) as a portable folder name."""
+    return "".join(ch if ch.isalnum() or ch in "._-=" else "_" for ch in label)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:

@@ -178,7 +178,13 @@ class GANModel(nn.Module, ABC):
         return [p for p in self.discriminator.parameters() if p.requires_grad]
 
     def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """N(0, I) noise on the model's device; with a seeded `generator`, drawn on the generator's device
+        and moved, so a seed gives the same noise on CPU and CUDA."""
         device = next(self.generator.parameters()).device
+        if generator is not None and generator.device != device:
+            return torch.randn(
+                batch_size, self.generator.noise_dim, generator=generator, device=generator.device
+            ).to(device)
         return torch.randn(batch_size, self.generator.noise_dim, generator=generator, device=device)
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -276,7 +277,8 @@ def build_image_encoder(config: Mapping[str, Any]) -> nn.Module:
 
 def images_to_input(images: Any) -> Tensor:
     """uint8 (N, H, W, 3) array or tensor -> float (N, 3, H, W) in [-1, 1], the range the encoders expect."""
-    tensor = torch.as_tensor(images)
+    # a read-only memmap slice is copied: torch warns on (and must not write through) non-writable arrays
+    tensor = images if isinstance(images, Tensor) else torch.from_numpy(np.array(images))
     if tensor.dtype != torch.uint8 or tensor.ndim != 4 or tensor.shape[-1] != 3:
         raise ConfigError(
             f"images must be uint8 of shape (N, H, W, 3), got {tuple(tensor.shape)} {tensor.dtype}"

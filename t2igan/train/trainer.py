@@ -56,6 +56,7 @@ class TrainerConfig:
     log_every: int = 10
     progress: bool = True
     model_info: Mapping[str, Any] = field(default_factory=dict)  # name, variant, preset, config, ...
+    label: str = "train"  # the progress bar's description, e.g. "[2/6] shapes dfgan seed 0"
 
 
 @dataclass
@@ -175,7 +176,7 @@ class Trainer:
         self.model.train()
         total = self.config.total_steps
         per_epoch = max(1, self.source.steps_per_epoch)
-        bar = _progress(total, resumed_from, self.config.progress and self.is_writer)
+        bar = _progress(total, resumed_from, self.config.progress and self.is_writer, self.config.label)
         step_times: list[float] = []
         losses: dict[str, float] = {}
         started = time.perf_counter()
@@ -267,11 +268,11 @@ class Trainer:
         return path
 
 
-def _progress(total: int, initial: int, enabled: bool) -> Any:
+def _progress(total: int, initial: int, enabled: bool, label: str = "train") -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=total, initial=initial, disable=not enabled, desc="train", unit="step", dynamic_ncols=True
+        total=total, initial=initial, disable=not enabled, desc=label, unit="step", dynamic_ncols=True
     )
 
 

@@ -26,7 +26,10 @@ def test_unknown_dataset_is_one_line_with_the_known_names():
     assert "Traceback" not in result.stderr
 
 
-def test_a_command_whose_room_is_not_built_says_so():
-    result = run_cli("bench")
+def test_a_bad_plan_file_names_the_file_and_the_field(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('models = ["dfgan"]\nbudgte = "smoke"\n', encoding="utf-8")
+    result = run_cli("bench", str(plan))
     assert result.returncode == 2
-    assert "does not include t2igan.bench.commands yet" in result.stderr
+    assert f"plan file {plan}: unknown plan field(s) budgte" in result.stderr
+    assert "Traceback" not in result.stderr

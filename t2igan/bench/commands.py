@@ -1,0 +1,118 @@
+"""`t2igan bench` and `t2igan report`: a plan from flags or a TOML file, run by the BenchRunner, then
+the tables and plots written beside the records."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+from t2igan.bench.plan import BenchPlan, load_plan_file, make_plan
+from t2igan.bench.records import STATUS_FINISHED
+from t2igan.errors import ConfigError
+from t2igan.train.session import resolve_device
+
+FLAG_FIELDS = (
+    "models",
+    "data",
+    "seeds",
+    "budget",
+    "steps",
+    "epochs",
+    "protocol",
+    "fid_mode",
+    "out",
+    "device",
+)
+
+
+def plan_from_args(args: argparse.Namespace) -> BenchPlan:
+    fields: dict[str, Any] = {name: getattr(args, name, None) for name in FLAG_FIELDS}
+    if args.root:
+        fields["roots"] = list(args.root)
+    if args.plan:
+        return load_plan_file(args.plan, fields)
+    return make_plan({k: v for k, v in fields.items() if v not in (None, [])})
+
+
+def emit_commands(plan: BenchPlan) -> list[str]:
+    """One `t2igan bench` command per run (for a cluster's job array); all write into the plan's folder,
+    and `t2igan report OUT` merges them afterwards."""
+    commands = []
+    for key in plan.runs():
+        parts = [
+            "t2igan",
+            "bench",
+            "--models",
+            key.model.label,
+            "--data",
+            key.dataset,
+            "--seeds",
+            str(key.seed),
+        ]
+        budget = plan.budget
+        if budget.steps is not None and budget.name in ("steps",):
+            parts += ["--steps", str(budget.steps)]
+        elif budget.epochs is not None:
+            parts += ["--epochs", str(budget.epochs)]
+        else:
+            parts += ["--budget", budget.name]
+        parts += ["--protocol", plan.protocol, "--fid-mode", plan.fid_mode, "--out", str(plan.out)]
+        for name, root in plan.roots.items():
+            parts += ["--root", f"{name}={root}"]
+        commands.append(shlex.join(parts))
+    return commands
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from t2igan.bench.report import build_report
+    from t2igan.bench.runner import BenchRunner, expand_models
+    from t2igan.registry import get_registry
+
+    plan = plan_from_args(args)
+    registry = get_registry()
+    plan.models = expand_models(plan, registry)
+    if getattr(args, "emit_commands", False):
+        if plan.encoders or plan.probe or plan.checkpoint_every:
+            raise ConfigError(
+                "--emit-commands: the plan sets encoders/probe/checkpoint_every, which flags cannot carry; run the plan file per job instead"
+            )
+        print("\n".join(emit_commands(plan)))
+        return 0
+    if getattr(args, "nproc", 1) != 1:
+        raise ConfigError(
+            "--nproc: launch one process per GPU with torchrun instead, e.g. "
+            "`torchrun --nproc_per_node 4 -m t2igan train ...`; bench runs one process per run"
+        )
+    device = resolve_device(plan.device)
+    runs = plan.runs()
+    print(
+        f"plan {plan.name}: {len(plan.models)} model(s) x {len(plan.datasets)} dataset(s) x "
+        f"{len(plan.seeds)} seed(s) = {len(runs)} run(s), budget {plan.budget.describe()}, "
+        f"protocol {plan.protocol}, device {device}; writing to {plan.out}",
+        flush=True,
+    )
+    records = BenchRunner(plan, registry, device, progress=True).run()
+    report = build_report(plan.out)
+    failed = [r for r in records if r.status != STATUS_FINISHED]
+    print(f"\n{len(records) - len(failed)} of {len(records)} run(s) finished; tables in {plan.out}:")
+    for path in report.files:
+        print(f"  {path}")
+    for record in failed:
+        print(f"  FAILED {record.dataset} {record.model} seed {record.seed}: {record.error}")
+    if report.notes:
+        print("notes:")
+        for note in report.notes:
+            print(f"  {note}")
+    return 1 if failed else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from t2igan.bench.report import build_report
+
+    report = build_report(args.runs)
+    for path in report.files:
+        print(path)
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0

@@ -1,0 +1,266 @@
+"""The benchmark runner: every (dataset, model, seed) of a plan trains through the shared Trainer, is
+evaluated by the dataset's protocol, and leaves a record; finished runs are skipped, interrupted ones
+resume from their last checkpoint, a failing one is recorded as failed and the plan goes on."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2igan.bench.costs import inference_throughput, run_costs
+from t2igan.bench.evaluation import EvalEncoders, evaluate_model
+from t2igan.bench.plan import BenchPlan, RunKey
+from t2igan.bench.records import (
+    STATUS_FAILED,
+    STATUS_FINISHED,
+    MetricRecord,
+    RunRecord,
+    environment,
+    read_record,
+    run_dir,
+    write_json_atomic,
+    write_record,
+)
+from t2igan.errors import T2IGanError
+from t2igan.models import ModelRef, ResolvedModel, build_model, resolve
+from t2igan.nn.interfaces import BuildContext
+from t2igan.train.session import (
+    DatasetSession,
+    TextEncoderPool,
+    batch_source,
+    fixed_captions,
+    grid_inputs,
+    image_size,
+    make_trainer,
+    model_info,
+    seed_everything,
+)
+
+GRID_CAPTIONS = 8  # the sample grid: 8 fixed test captions (rows) ...
+GRID_NOISE = 8  # ... x 8 fixed noise vectors (columns), identical for every model and seed of a plan
+
+
+def choose_preset(spec: Any, dataset: str, explicit: str | None) -> str:
+    """The model's paper preset for this dataset if it has one, else its default (`tiny`)."""
+    if explicit:
+        return explicit
+    for name, preset in spec.presets.items():
+        if preset.dataset == dataset:
+            return name
+    return spec.default_preset
+
+
+def total_steps(plan: BenchPlan, resolved: ResolvedModel, steps_per_epoch: int) -> int:
+    budget = plan.budget
+    if budget.steps is not None:
+        return budget.steps
+    epochs = budget.epochs if budget.epochs is not None else resolved.config.get("max_epoch")
+    if not epochs:
+        raise T2IGanError(
+            f"{resolved.ref.label}: preset {resolved.preset.name!r} has no max_epoch for --budget paper; "
+            "give --steps or --epochs"
+        )
+    return int(epochs) * steps_per_epoch
+
+
+def expand_models(plan: BenchPlan, registry: Any) -> list[ModelRef]:
+    """`all` (an empty list) means every registered model, in name order."""
+    if plan.models:
+        return list(plan.models)
+    return [ModelRef(name) for name in sorted(registry.models)]
+
+
+class BenchRunner:
+    def __init__(self, plan: BenchPlan, registry: Any, device: torch.device, progress: bool = True):
+        self.plan, self.registry, self.device, self.progress = plan, registry, device, progress
+        if not plan.models:
+            self.plan.models = expand_models(plan, registry)
+        self.datasets: dict[str, DatasetSession] = {}
+        self.encoders = TextEncoderPool(registry, device, progress, plan.encoders)
+        self.eval_encoders = EvalEncoders(self.encoders, plan.probe, progress)
+
+    def dataset(self, label: str) -> DatasetSession:
+        if label not in self.datasets:
+            name = label.split(":", 1)[0]
+            root = self.plan.roots.get(label) or self.plan.roots.get(name)
+            self.datasets[label] = DatasetSession.open(self.registry, label, root, self.progress)
+        return self.datasets[label]
+
+    def run(self) -> list[RunRecord]:
+        out = Path(self.plan.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "plan.json", self.plan.as_dict())
+        keys = self.plan.runs()
+        records = []
+        for number, key in enumerate(keys, 1):
+            records.append(self.run_one(key, f"[{number}/{len(keys)}] {key.label}"))
+        return records
+
+    def run_one(self, key: RunKey, label: str) -> RunRecord:
+        folder = run_dir(self.plan.out, key.dataset, key.model.variant, key.seed)
+        previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
+        if previous is not None and previous.status == STATUS_FINISHED:
+            self._check_same_split(key, previous, folder)
+            _say(f"{label}: finished earlier, skipped")
+            return previous
+        _say(f"{label}: {'resuming' if previous is not None else 'starting'}")
+        record = RunRecord(
+            plan=self.plan.name,
+            dataset=key.dataset,
+            model=key.model.variant,
+            seed=key.seed,
+            started=time.time(),
+            environment=environment(),
+        )
+        try:
+            self._execute(key, folder, record, label)
+            record.status = STATUS_FINISHED
+        except KeyboardInterrupt:
+            record.status, record.error = (
+                STATUS_FAILED,
+                "interrupted (KeyboardInterrupt); run again to resume",
+            )
+            record.finished = time.time()
+            write_record(folder, record)
+            raise
+        except Exception as exc:  # one run failing must not stop the plan
+            record.status = STATUS_FAILED
+            record.error = f"{type(exc).__name__}: {exc}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            _say(f"{label}: FAILED: {record.error} (traceback in {folder / 'error.log'})")
+        record.finished = time.time()
+        write_record(folder, record)
+        return record
+
+    def _check_same_split(self, key: RunKey, previous: RunRecord, folder: Path) -> None:
+        """A finished record measured on another split (a changed generator, other files) must not be
+        reused as if it belonged to this plan."""
+        current = self.dataset(key.dataset).test.sha256
+        recorded = previous.split.get("sha256")
+        if recorded and recorded != current:
+            raise T2IGanError(
+                f"{folder / 'record.json'} was measured on split sha256 {recorded[:12]}, but {key.dataset} "
+                f"now has {current[:12]}; results on different splits cannot share a table — "
+                "use a new --out folder (or delete that run folder to redo it)"
+            )
+
+    def _execute(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> None:
+        data = self.dataset(key.dataset)
+        spec = self.registry.model(key.model.name)
+        resolved = resolve(key.model, self.registry, preset=choose_preset(spec, data.name, key.model.preset))
+        record.model_name, record.preset = resolved.spec.name, resolved.preset.name
+        record.config = resolved.config
+        record.paper_results = [vars(r) for r in resolved.spec.paper_results]
+        record.split = data.split_info()
+        protocol = data.protocol(self.plan.protocol)
+        record.protocol = {
+            "name": protocol.name,
+            **{
+                k: getattr(protocol, k)
+                for k in ("sample_times", "batch_size", "max_images", "seed", "source")
+            },
+        }
+        text = self.encoders.get(resolved.preset.text_encoder, data)
+        record.text_encoder = text.info
+        write_record(folder, record)  # a "running" record says what is being done, even if it dies
+
+        seed_everything(key.seed)
+        size = image_size(resolved)
+        model = build_model(resolved, BuildContext(self.registry, text.encoder, self.device))
+        with_words = bool(getattr(model, "uses_words", False))
+        source = batch_source(data, text, size, resolved.preset.batch_size, key.seed, with_words)
+        steps = total_steps(self.plan, resolved, source.steps_per_epoch)
+        record.budget = {
+            "name": self.plan.budget.name,
+            "steps": steps,
+            "batch_size": resolved.preset.batch_size,
+        }
+        grid_text, grid_noise = grid_inputs(
+            text,
+            fixed_captions(data.test, GRID_CAPTIONS),
+            GRID_NOISE,
+            model.generator.noise_dim,
+            self.plan.eval_seed,
+            self.device,
+        )
+        trainer = make_trainer(
+            model,
+            source,
+            resolved,
+            folder / "train",
+            steps,
+            key.seed,
+            self.device,
+            grid_text,
+            grid_noise,
+            progress=self.progress,
+            model_info=model_info(resolved, data, text),
+            checkpoint_every=self.plan.checkpoint_every,
+            label=label,
+        )
+        result = trainer.fit()
+        record.history = _loss_history(trainer.log_path)
+
+        metrics, evaluation = evaluate_model(
+            model,
+            text,
+            data,
+            protocol,
+            self.eval_encoders,
+            self.registry,
+            self.device,
+            size,
+            folder,
+            fid_mode=self.plan.fid_mode,
+            progress=self.progress,
+        )
+        throughput_text = text.encode(fixed_captions(data.test, resolved.preset.batch_size), self.device)
+        record.costs = run_costs(model, result, inference_throughput(model, throughput_text, self.device))
+        record.costs["eval_seconds"] = evaluation.seconds
+        record.metrics = metrics + cost_metrics(record.costs)
+        _say(
+            f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in protocol.metrics)
+        )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _loss_history(log_path: Path) -> list[dict[str, Any]]:
+    """Loss curves for the metric-vs-step plot: every logged step's losses, from the Trainer's log."""
+    import json
+
+    if not log_path.is_file():
+        return []
+    history = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line) if line.strip() else None
+        if entry:
+            history.extend(
+                {"step": entry["step"], "metric": name, "value": value}
+                for name, value in entry["losses"].items()
+            )
+    return history
+
+
+def cost_metrics(costs: dict[str, Any]) -> list[MetricRecord]:
+    """Costs as table columns too (quality vs. cost plots read them from results.csv)."""
+    provenance = {"backend": "t2igan", "mode": "cost"}
+    metrics = [
+        MetricRecord("images_per_second", float(costs["images_per_second"]), None, True, provenance),
+        MetricRecord("train_seconds", float(costs["train_seconds"]), None, None, provenance),
+    ]
+    if costs.get("step_seconds_median") is not None:
+        metrics.append(
+            MetricRecord("step_seconds", float(costs["step_seconds_median"]), None, None, provenance)
+        )
+    for part, counts in costs["parameters"].items():
+        metrics.append(MetricRecord(f"params_{part}", float(counts["trainable"]), None, None, provenance))
+    return metrics

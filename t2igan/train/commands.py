@@ -1,0 +1,290 @@
+"""`t2igan train`, `eval`, `sample` and `convert`: one model at a time, through the same session,
+Trainer and evaluation code the benchmark runner uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2igan.errors import ConfigError, T2IGanError
+from t2igan.models import ResolvedModel, build_model, parse_model_ref, resolve
+from t2igan.nn.interfaces import BuildContext, GANModel
+from t2igan.train.checkpoint import atomic_torch_save, make_checkpoint, read_checkpoint, step_checkpoints
+from t2igan.train.session import (
+    DatasetSession,
+    TextEncoderPool,
+    TextHandle,
+    batch_source,
+    fixed_captions,
+    grid_inputs,
+    image_size,
+    make_trainer,
+    model_info,
+    resolve_device,
+    seed_everything,
+)
+
+DEFAULT_STEPS = 300  # `t2igan train` without --steps/--epochs on a preset without max_epoch: the smoke budget
+
+
+def _registry() -> Any:
+    from t2igan.registry import get_registry
+
+    return get_registry()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------- train
+
+
+def _resolve_for(ref_text: str, preset: str | None, data: DatasetSession, registry: Any) -> ResolvedModel:
+    from t2igan.bench.runner import choose_preset
+
+    ref = parse_model_ref(ref_text)
+    spec = registry.model(ref.name)
+    if preset and ref.preset and preset != ref.preset:
+        raise ConfigError(f"--model {ref_text!r} names preset {ref.preset!r} but --preset says {preset!r}")
+    return resolve(ref, registry, preset=choose_preset(spec, data.name, ref.preset or preset))
+
+
+def _steps(args: argparse.Namespace, resolved: ResolvedModel, steps_per_epoch: int) -> int:
+    if args.steps is not None and args.epochs is not None:
+        raise ConfigError("give --steps or --epochs, not both")
+    if args.steps is not None:
+        return int(args.steps)
+    epochs = args.epochs if args.epochs is not None else resolved.config.get("max_epoch")
+    if epochs:
+        return int(epochs) * steps_per_epoch
+    _say(
+        f"preset {resolved.preset.name!r} has no max_epoch and no --steps was given: training {DEFAULT_STEPS} steps"
+    )
+    return DEFAULT_STEPS
+
+
+def run_train(args: argparse.Namespace) -> int:
+    registry = _registry()
+    device = resolve_device(args.device)
+    data = DatasetSession.open(registry, args.data, args.root)
+    resolved = _resolve_for(args.model, args.preset, data, registry)
+    out = Path(args.out or Path("runs") / "train" / data.label / resolved.label / f"seed{args.seed}")
+    held = step_checkpoints(out / "train") if (out / "train").is_dir() else []
+    if (held or (out / "train" / "final.pt").exists()) and not args.resume:
+        raise ConfigError(
+            f"{out}: holds checkpoints of an earlier run; pass --resume to continue it, or another --out"
+        )
+    pool = TextEncoderPool(registry, device)
+    text = pool.get(resolved.preset.text_encoder, data)
+    seed_everything(args.seed)
+    model = build_model(resolved, BuildContext(registry, text.encoder, device))
+    size = image_size(resolved)
+    source = batch_source(
+        data, text, size, resolved.preset.batch_size, args.seed, bool(getattr(model, "uses_words", False))
+    )
+    steps = _steps(args, resolved, source.steps_per_epoch)
+    grid_text, grid_noise = grid_inputs(
+        text, fixed_captions(data.test, 8), 8, model.generator.noise_dim, 100, device
+    )
+    trainer = make_trainer(
+        model,
+        source,
+        resolved,
+        out / "train",
+        steps,
+        args.seed,
+        device,
+        grid_text,
+        grid_noise,
+        model_info=model_info(resolved, data, text),
+        label=f"{resolved.label} on {data.label}",
+    )
+    result = trainer.fit()
+    print(
+        f"trained {result.steps} steps in {result.train_seconds:.0f} s; checkpoint {result.final_checkpoint}"
+    )
+    print(f"samples: {out / 'train' / 'samples' / 'final.png'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+
+
+def load_trained(
+    path: str | Path,
+    registry: Any,
+    device: torch.device,
+    data_ref: str | None = None,
+    root: str | None = None,
+) -> tuple[GANModel, ResolvedModel, DatasetSession, TextHandle]:
+    """A model rebuilt from one of our checkpoints, with the text encoder it was trained with."""
+    checkpoint = read_checkpoint(path)
+    info = checkpoint["model"]
+    missing = [k for k in ("name", "variant", "config", "text_encoder") if k not in info]
+    if missing:
+        raise T2IGanError(f"checkpoint {path}: its model entry lacks {', '.join(missing)}")
+    ref = parse_model_ref(info["variant"])
+    resolved = resolve(ref, registry, preset=info.get("preset"))
+    resolved.config = dict(info["config"])
+    label = data_ref or info.get("dataset")
+    if not label:
+        raise ConfigError(f"checkpoint {path} does not say which dataset it was trained on; pass --data")
+    data = DatasetSession.open(registry, label, root)
+    text = TextEncoderPool(registry, device).get(info["text_encoder"]["name"], data)
+    _check_encoder(path, info["text_encoder"], text)
+    model = build_model(resolved, BuildContext(registry, text.encoder, device))
+    model.load_checkpoint_states(checkpoint["states"])
+    return model.to(device).eval(), resolved, data, text
+
+
+def _check_encoder(path: str | Path, recorded: dict[str, Any], text: TextHandle) -> None:
+    """The text encoder at hand must be the one the checkpoint was trained with (same weights)."""
+    want = recorded.get("sha256") or recorded.get("weights_sha256")
+    have = text.info.get("sha256") or text.info.get("weights_sha256")
+    if want and have and want != have:
+        raise T2IGanError(
+            f"checkpoint {path} was trained with {recorded.get('name')} weights sha256 {want[:12]}, but the "
+            f"encoder found now has {have[:12]}; point to the original weights (plan `encoders` / "
+            "$T2IGAN_WEIGHTS) so that its text features mean what they meant in training"
+        )
+
+
+# -------------------------------------------------------------------------------------------- eval
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from t2igan.bench.evaluation import EvalEncoders, eval_context, evaluate_model
+    from t2igan.metrics.evaluate import evaluate_folder
+
+    registry = _registry()
+    device = resolve_device(args.device)
+    source = Path(args.source)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if source.is_dir():
+        data = DatasetSession.open(registry, args.data or "shapes", args.root)
+        protocol = data.protocol(args.protocol)
+        chosen = metrics or list(protocol.metrics)
+        resolution = _folder_resolution(source)
+        context = eval_context(
+            data,
+            resolution,
+            chosen,
+            EvalEncoders(TextEncoderPool(registry, device)),
+            registry,
+            device,
+            protocol.batch_size,
+        )
+        result = evaluate_folder(
+            source, data.test.records, protocol, context, chosen, {"fid": {"mode": args.fid_mode}}, registry
+        )
+        values = [v.as_dict() for v in result.values]
+    elif source.is_file():
+        model, resolved, data, text = load_trained(source, registry, device, args.data, args.root)
+        protocol = data.protocol(args.protocol)
+        encoders = EvalEncoders(TextEncoderPool(registry, device))
+        records, _ = evaluate_model(
+            model,
+            text,
+            data,
+            protocol,
+            encoders,
+            registry,
+            device,
+            image_size(resolved),
+            fid_mode=args.fid_mode,
+            metrics=metrics,
+        )
+        values = [r.__dict__ for r in records]
+    else:
+        raise ConfigError(f"{source}: no such checkpoint file or image folder")
+    for value in values:
+        std = f" ± {value['std']:.4g}" if value.get("std") is not None else ""
+        print(f"{value['name']}: {value['value']:.6g}{std}")
+    if args.out:
+        from t2igan.bench.records import write_json_atomic
+
+        write_json_atomic(args.out, {"source": str(source), "protocol": protocol.name, "values": values})
+    return 0
+
+
+def _folder_resolution(folder: Path) -> int:
+    from PIL import Image
+
+    from t2igan.metrics.evaluate import read_samples
+
+    listed = read_samples(folder)
+    with Image.open(folder / listed[0]["file"]) as image:
+        return int(image.size[0])
+
+
+# ------------------------------------------------------------------------------------------ sample
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from t2igan.train.samples import save_grid
+
+    if args.n <= 0:
+        raise ConfigError(f"--n {args.n}: expected a positive number of images per caption")
+    registry = _registry()
+    device = resolve_device(args.device)
+    model, resolved, _, text = load_trained(args.ckpt, registry, device)
+    features, noise = grid_inputs(text, list(args.text), args.n, model.generator.noise_dim, args.seed, device)
+    eval_noise = getattr(model, "eval_noise", None)
+    if eval_noise is not None:  # the paper's sampling noise (DF-GAN truncates), seeded
+        noise = (
+            eval_noise(args.n, torch.Generator().manual_seed(args.seed)).repeat(len(args.text), 1).to(device)
+        )
+    with torch.no_grad():
+        images = model.generate(noise, features)
+    path = save_grid(images, args.out, rows=len(args.text))
+    print(f"{len(images)} images ({len(args.text)} caption(s) x {args.n}) from {resolved.label}: {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- convert
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """An official release's checkpoint into ours, loaded strictly into the paper preset's model."""
+    registry = _registry()
+    ref = parse_model_ref(args.model)
+    spec = registry.model(ref.name)
+    if spec.convert is None:
+        raise ConfigError(f"model {spec.name!r} has no converter for official checkpoints")
+    resolved = resolve(ref, registry)
+    states = spec.convert(args.checkpoint)
+    model = build_model(resolved, BuildContext(registry, None, torch.device("cpu")))
+    for part, state in states.items():
+        module = getattr(model, part, None)
+        if module is None:
+            raise T2IGanError(
+                f"{spec.name} converter returned a {part!r} state, but the model has no such part"
+            )
+        result = module.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise T2IGanError(
+                f"{args.checkpoint}: does not fit {resolved.label} {part}: missing {result.missing_keys[:10]}, "
+                f"unexpected {result.unexpected_keys[:10]}"
+            )
+    from t2igan.weights import sha256_file
+
+    info = {
+        "name": spec.name,
+        "variant": resolved.label,
+        "preset": resolved.preset.name,
+        "config": resolved.config,
+        "image_size": image_size(resolved),
+        "dataset": resolved.preset.dataset,
+        "text_encoder": {"name": resolved.preset.text_encoder, "official": True},
+        "converted_from": {"file": str(args.checkpoint), "sha256": sha256_file(args.checkpoint)},
+    }
+    path = atomic_torch_save(make_checkpoint(model_info=info, states=model.checkpoint_states()), args.out)
+    print(f"converted {args.checkpoint} ({spec.name} {resolved.preset.name}) -> {path}")
+    print(json.dumps(info["converted_from"]))
+    return 0
