@@ -72,6 +72,10 @@ def run_bench(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     registry = get_registry()
     plan.models = expand_models(plan, registry)
+    for ref in plan.models:  # a misspelt model fails here, once, not once per run
+        registry.model(ref.name)
+    for label in plan.datasets:
+        registry.dataset(label.split(":", 1)[0])
     if getattr(args, "emit_commands", False):
         if plan.encoders or plan.probe or plan.checkpoint_every:
             raise ConfigError(

@@ -1,0 +1,29 @@
+"""The plan files under benchmarks/plans load, and name only registered models and datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from t2igan.bench.plan import load_plan_file
+from t2igan.registry import get_registry
+
+PLANS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "plans").glob("*.toml"))
+
+
+def test_there_is_a_plan_per_paper_dataset_and_one_for_shapes():
+    assert {p.stem for p in PLANS} >= {"shapes", "cub", "coco", "flowers", "celeba-tiny"}
+
+
+@pytest.mark.parametrize("path", PLANS, ids=[p.stem for p in PLANS])
+def test_plan_file_loads_with_registered_names(path):
+    plan = load_plan_file(path)
+    registry = get_registry()
+    for ref in plan.models:
+        assert registry.model(ref.name).name == ref.name
+    for dataset in plan.datasets:
+        assert registry.dataset(dataset).name == dataset
+    assert plan.budget.name in ("short", "paper")
+    if plan.datasets != ["shapes"]:
+        assert plan.protocol == "paper" and plan.fid_mode == "paper"

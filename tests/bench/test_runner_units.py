@@ -1,0 +1,104 @@
+"""The runner's pieces on their own: budgets, `all`, split-hash refusal, the batch source's resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2igan.bench.plan import make_plan
+from t2igan.bench.records import STATUS_FINISHED, RunRecord, run_dir, write_record
+from t2igan.bench.runner import BenchRunner, choose_preset, expand_models, total_steps
+from t2igan.errors import T2IGanError
+from t2igan.models import parse_model_ref, resolve
+from t2igan.nn.interfaces import TextFeatures
+from t2igan.registry import get_registry
+from t2igan.train.session import (
+    DatasetSession,
+    SplitBatchSource,
+    checkpoint_interval,
+    fixed_captions,
+    parse_dataset_ref,
+)
+
+
+def test_all_means_every_registered_model():
+    registry = get_registry()
+    plan = make_plan({"models": "all"})
+    assert [m.name for m in expand_models(plan, registry)] == sorted(registry.models)
+    assert [m.label for m in expand_models(make_plan({"models": "ratgan,dfgan"}), registry)] == [
+        "ratgan",
+        "dfgan",
+    ]
+
+
+def test_budgets_in_steps():
+    registry = get_registry()
+    paper = resolve(parse_model_ref("dfgan"), registry, preset="bird256")
+    assert total_steps(make_plan({"budget": "paper"}), paper, 100) == 1301 * 100  # bird.yml max_epoch
+    assert total_steps(make_plan({"epochs": 3}), paper, 100) == 300
+    assert total_steps(make_plan({"budget": "smoke"}), paper, 100) == 300
+    tiny = resolve(parse_model_ref("dfgan"), registry, preset="tiny")
+    with pytest.raises(T2IGanError, match="no max_epoch for --budget paper"):
+        total_steps(make_plan({"budget": "paper"}), tiny, 100)
+
+
+def test_paper_preset_is_chosen_by_dataset():
+    spec = get_registry().model("dfgan")
+    assert choose_preset(spec, "cub", None) == "bird256"
+    assert choose_preset(spec, "shapes", None) == "tiny"
+    assert choose_preset(spec, "cub", "tiny") == "tiny"
+
+
+def test_checkpoint_interval_gives_a_few_checkpoints_per_run():
+    assert checkpoint_interval(300) == 60
+    assert checkpoint_interval(20) == 20
+    assert checkpoint_interval(1_000_000) == 1000
+
+
+def test_dataset_refs_carry_loader_options():
+    assert parse_dataset_ref("shapes:size=tiny,seed=3") == ("shapes", {"size": "tiny", "seed": 3})
+    with pytest.raises(T2IGanError, match="expected NAME or NAME:key=value"):
+        parse_dataset_ref("shapes.tiny")
+
+
+def test_a_finished_run_on_another_split_is_refused(tmp_path):
+    registry = get_registry()
+    plan = make_plan({"models": "dfgan", "data": "shapes:size=tiny", "out": str(tmp_path)})
+    key = plan.runs()[0]
+    folder = run_dir(plan.out, key.dataset, key.model.variant, key.seed)
+    old = RunRecord(plan.name, key.dataset, "dfgan", 0, status=STATUS_FINISHED, split={"sha256": "0" * 64})
+    write_record(folder, old)
+    runner = BenchRunner(plan, registry, torch.device("cpu"), progress=False)
+    with pytest.raises(T2IGanError, match="cannot share a table"):
+        runner.run_one(key, "[1/1]")
+
+
+class IndexTable:
+    """Embeddings that say which (image, caption) they belong to."""
+
+    def features(self, image_index, caption_index):
+        return TextFeatures(torch.stack([image_index, caption_index], 1).float())
+
+
+def test_batch_source_resumes_mid_epoch_with_the_same_batches():
+    from t2igan.data.loader import dataset_for_split
+
+    data = DatasetSession.open(get_registry(), "shapes:size=tiny", progress=False)
+    images = dataset_for_split(data.train, 16, progress=False, seed=5)
+    source = SplitBatchSource(data.train, images, IndexTable(), batch_size=32)
+    assert source.steps_per_epoch == len(data.train) // 32
+    full = [b.text.sentence for b in source.batches(epoch=2)]
+    resumed = [b.text.sentence for b in source.batches(epoch=2, start=3)]
+    assert len(resumed) == len(full) - 3
+    assert all(torch.equal(a, b) for a, b in zip(full[3:], resumed, strict=True))
+    assert not torch.equal(full[0], [b.text.sentence for b in source.batches(epoch=3)][0])  # reshuffled
+    batch = next(source.batches(epoch=0))
+    image, caption = (int(v) for v in batch.text.sentence[0])
+    assert batch.captions[0] == data.train.caption(image, caption)
+
+
+def test_grid_captions_are_fixed_and_spread_over_the_split():
+    data = DatasetSession.open(get_registry(), "shapes:size=tiny", progress=False)
+    captions = fixed_captions(data.test, 8)
+    assert captions == fixed_captions(data.test, 8) and len(set(captions)) == 8
+    assert captions[1] == data.test.caption(len(data.test) // 8, 0)
