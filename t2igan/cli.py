@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/train/<data>/<model>/seed<k>)")
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
+    p.add_argument("--plan", default=None, help="take the [encoders] settings from this plan file")
     _add_device(p)
     p.set_defaults(func=_lazy("t2igan.train.commands", "run_train"))
 
@@ -204,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default="standard")
     p.add_argument("--out", default=None, help="write the values (JSON) here")
+    p.add_argument(
+        "--plan", default=None, help="take the [encoders] and [probe] settings from this plan file"
+    )
     _add_device(p)
     p.set_defaults(func=_lazy("t2igan.train.commands", "run_eval"))
 

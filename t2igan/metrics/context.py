@@ -125,7 +125,7 @@ def extract_all(
     parts: dict[str, list[Tensor]] = {}
     total = (len(images) + batch_size - 1) // batch_size
     for chunk in tqdm(batches(images, batch_size), total=total, disable=not progress, desc=description):
-        for name, value in extract(torch.as_tensor(np.asarray(chunk))).items():
+        for name, value in extract(torch.from_numpy(np.array(chunk))).items():
             parts.setdefault(name, []).append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
 

@@ -22,7 +22,12 @@ def as_nchw(images: Any) -> Tensor:
     """A (B, 3, H, W) tensor (uint8 or float) from any of the accepted forms, without changing values."""
     if isinstance(images, (list, tuple)) and images and hasattr(images[0], "convert"):
         return _from_pil(images)
-    tensor = images if isinstance(images, Tensor) else torch.as_tensor(np.asarray(images))
+    if isinstance(images, Tensor):
+        tensor = images
+    else:
+        array = np.asarray(images)
+        # a read-only memmap slice is copied; torch must not wrap (and warn about) a non-writable array
+        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
     if tensor.ndim == 3:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 4:

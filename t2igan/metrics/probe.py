@@ -172,7 +172,8 @@ class TrainedProbe:
         outs = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
-                chunk = torch.as_tensor(np.asarray(images[start : start + batch_size]))
+                part = images[start : start + batch_size]
+                chunk = part if isinstance(part, Tensor) else torch.from_numpy(np.array(part))
                 outs.append(fn(self.model.prepare(chunk).to(device)))
         return outs
 

@@ -38,6 +38,16 @@ def _registry() -> Any:
     return get_registry()
 
 
+def _plan_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """([encoders], [probe]) of `--plan FILE`, or empty: the defaults."""
+    if not getattr(args, "plan", None):
+        return {}, {}
+    from t2igan.bench.plan import load_plan_file
+
+    plan = load_plan_file(args.plan)
+    return plan.encoders, plan.probe
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -80,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{out}: holds checkpoints of an earlier run; pass --resume to continue it, or another --out"
         )
-    pool = TextEncoderPool(registry, device)
+    pool = TextEncoderPool(registry, device, options=_plan_settings(args)[0])
     text = pool.get(resolved.preset.text_encoder, data)
     seed_everything(args.seed)
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
@@ -136,7 +146,7 @@ def load_trained(
     if not label:
         raise ConfigError(f"checkpoint {path} does not say which dataset it was trained on; pass --data")
     data = DatasetSession.open(registry, label, root)
-    text = TextEncoderPool(registry, device).get(info["text_encoder"]["name"], data)
+    text = TextEncoderPool(registry, device).get(info["text_encoder"]["name"], data, info["text_encoder"])
     _check_encoder(path, info["text_encoder"], text)
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
     model.load_checkpoint_states(checkpoint["states"])
@@ -165,6 +175,8 @@ def run_eval(args: argparse.Namespace) -> int:
     registry = _registry()
     device = resolve_device(args.device)
     source = Path(args.source)
+    encoder_options, probe_options = _plan_settings(args)
+    encoders = EvalEncoders(TextEncoderPool(registry, device, options=encoder_options), probe_options)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if source.is_dir():
         data = DatasetSession.open(registry, args.data or "shapes", args.root)
@@ -187,7 +199,6 @@ def run_eval(args: argparse.Namespace) -> int:
     elif source.is_file():
         model, resolved, data, text = load_trained(source, registry, device, args.data, args.root)
         protocol = data.protocol(args.protocol)
-        encoders = EvalEncoders(TextEncoderPool(registry, device))
         records, _ = evaluate_model(
             model,
             text,

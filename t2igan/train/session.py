@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from t2igan.data.split import Split
-from t2igan.errors import ConfigError
+from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import ResolvedModel, parse_model_ref
 from t2igan.nn.interfaces import Batch, GANModel, TextEncoder, TextFeatures
 from t2igan.paths import cache_root
@@ -169,16 +169,36 @@ class TextEncoderPool:
         self.options = {k: dict(v) for k, v in (options or {}).items()}
         self._handles: dict[tuple[str, str], TextHandle] = {}
 
-    def get(self, name: str, data: DatasetSession) -> TextHandle:
+    def get(self, name: str, data: DatasetSession, recorded: Mapping[str, Any] | None = None) -> TextHandle:
+        """The encoder `name` for `data`; `recorded` (a checkpoint's text-encoder entry) pins the exact
+        weights file a model was trained with, when that file is still there."""
         slot = (name, data.label)
         if slot not in self._handles:
             self.registry.text_encoder(name)  # an unknown name fails here, with the registered ones
-            loader = self._pretrained if data.embedded else self._official
-            handle = loader(name, data)
+            if recorded and recorded.get("path") and Path(recorded["path"]).is_file():
+                handle = self._recorded(name, recorded)
+            else:
+                handle = (self._pretrained if data.embedded else self._official)(name, data)
             handle.encoder.requires_grad_(False)
             handle.encoder.eval()
             self._handles[slot] = handle
         return self._handles[slot]
+
+    def _recorded(self, name: str, recorded: Mapping[str, Any]) -> TextHandle:
+        from t2igan.text.pretrained import load_encoder
+
+        path = Path(recorded["path"])
+        sha = _file_sha(path)
+        if recorded.get("sha256") and sha != recorded["sha256"]:
+            raise T2IGanError(
+                f"{path}: sha256 {sha[:12]} differs from the {recorded['sha256'][:12]} the model was trained "
+                "with (the cached encoder was replaced); retrain the model or restore that file"
+            )
+        encoder = load_encoder(name, path, self.device)
+        metric_object = encoder
+        if name == "damsm":
+            metric_object = SimpleNamespace(text_encoder=encoder, image_encoder=encoder.image_encoder)
+        return TextHandle(name, encoder.to(self.device), f"{name}-{sha[:16]}", dict(recorded), metric_object)
 
     def _pretrained(self, name: str, data: DatasetSession) -> TextHandle:
         from t2igan.text.pretrained import ensure_pretrained
