@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="images per caption")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png")
+    p.add_argument("--root", default=None, help="dataset folder (official DAMSM: its captions pickle)")
+    p.add_argument(
+        "--plan", default=None, help="take the [encoders] settings (weights, vocab) from this plan file"
+    )
     _add_device(p)
     p.set_defaults(func=_lazy("t2igan.train.commands", "run_sample"))
 

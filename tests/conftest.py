@@ -13,6 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_PLUGINS = ROOT / "tests" / "plugins"
 TEST_PLUGIN_DISTS = ("t2igan-example", "t2igan-broken")
 
+# Plan-file settings for tiny encoders and a tiny probe on `shapes:size=tiny`: tests of the runner and
+# the commands are about them, not about encoder quality (which every record states beside its numbers).
+TINY_ENCODER_SETTINGS = """
+[encoders.damsm]
+epochs = 1
+image_size = 32
+grid = 4
+[encoders.clip]
+model = "clip-tiny"
+epochs = 1
+[probe]
+count = 200
+epochs = 1
+min_accuracy = 0.0
+"""
+
 
 def _pip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -132,6 +132,7 @@ def load_trained(
     device: torch.device,
     data_ref: str | None = None,
     root: str | None = None,
+    encoder_options: dict[str, Any] | None = None,
 ) -> tuple[GANModel, ResolvedModel, DatasetSession, TextHandle]:
     """A model rebuilt from one of our checkpoints, with the text encoder it was trained with."""
     checkpoint = read_checkpoint(path)
@@ -146,7 +147,8 @@ def load_trained(
     if not label:
         raise ConfigError(f"checkpoint {path} does not say which dataset it was trained on; pass --data")
     data = DatasetSession.open(registry, label, root)
-    text = TextEncoderPool(registry, device).get(info["text_encoder"]["name"], data, info["text_encoder"])
+    pool = TextEncoderPool(registry, device, options=encoder_options)
+    text = pool.get(info["text_encoder"]["name"], data, info["text_encoder"])
     _check_encoder(path, info["text_encoder"], text)
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
     model.load_checkpoint_states(checkpoint["states"])
@@ -197,7 +199,9 @@ def run_eval(args: argparse.Namespace) -> int:
         )
         values = [v.as_dict() for v in result.values]
     elif source.is_file():
-        model, resolved, data, text = load_trained(source, registry, device, args.data, args.root)
+        model, resolved, data, text = load_trained(
+            source, registry, device, args.data, args.root, encoder_options
+        )
         protocol = data.protocol(args.protocol)
         records, _ = evaluate_model(
             model,
@@ -244,7 +248,9 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n {args.n}: expected a positive number of images per caption")
     registry = _registry()
     device = resolve_device(args.device)
-    model, resolved, _, text = load_trained(args.ckpt, registry, device)
+    model, resolved, _, text = load_trained(
+        args.ckpt, registry, device, root=args.root, encoder_options=_plan_settings(args)[0]
+    )
     features, noise = grid_inputs(text, list(args.text), args.n, model.generator.noise_dim, args.seed, device)
     eval_noise = getattr(model, "eval_noise", None)
     if eval_noise is not None:  # the paper's sampling noise (DF-GAN truncates), seeded

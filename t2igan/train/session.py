@@ -4,6 +4,7 @@ benchmark runner, so that a model trains the same way from either."""
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,8 +130,15 @@ class TextHandle:
     encoder: TextEncoder
     key: str
     info: dict[str, Any]
-    metric_object: Any = None  # what the metrics want ("damsm": .text_encoder + .image_encoder)
+    metric_source: Any = None  # what the metrics want ("damsm": .text_encoder + .image_encoder), or a loader
     tables: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
+
+    @property
+    def metric_object(self) -> Any:
+        """Loaded on first use: sampling a checkpoint needs no image encoder, R-precision does."""
+        if callable(self.metric_source) and not isinstance(self.metric_source, torch.nn.Module):
+            self.metric_source = self.metric_source()
+        return self.metric_source if self.metric_source is not None else self.encoder
 
     def table(self, split: Split, with_words: bool, progress: bool = True) -> Any:
         """The split's sentence (and word) embeddings, computed once per (weights, split) and cached."""
@@ -227,15 +235,16 @@ class TextEncoderPool:
         if name == "damsm":
             from t2igan.text.damsm import load_damsm
 
-            pair = load_damsm(
+            arguments = dict(
                 text_path=config.get("weights"),
                 image_path=config.get("image_weights"),
-                vocab=config.get("vocab"),
+                vocab=config.get("vocab") or _dataset_vocabulary(data),
                 tag=str(config.get("tag") if "weights" in config else DAMSM_TAGS.get(data.name, data.name)),
-                with_image=True,
                 device=self.device,
             )
-            encoder, metric_object = pair.text_encoder, pair
+            pair = load_damsm(**arguments, with_image=False)
+            encoder = pair.text_encoder
+            metric_object: Any = functools.partial(load_damsm, **arguments, with_image=True)
             sha = _file_sha(pair.text_file)
             info = {
                 "name": name,
@@ -250,6 +259,20 @@ class TextEncoderPool:
             sha = info.get("weights_sha256") or ""
         key = f"{name}-{(sha or 'unknown')[:16]}"
         return TextHandle(name, encoder.to(self.device), key, info, metric_object)
+
+
+def _dataset_vocabulary(data: DatasetSession) -> Path | None:
+    """The official DAMSM vocabulary is the dataset's captions pickle (AttnGAN metadata layout)."""
+    from t2igan.data.commands import resolve_root
+
+    try:
+        root = resolve_root(data.name, data.root)
+    except T2IGanError:
+        return None  # no dataset folder here: the DAMSM loader's error asks for config key 'vocab'
+    for name in ("captions_DAMSM.pickle", "captions.pickle"):
+        if root is not None and (root / name).is_file():
+            return root / name
+    return None
 
 
 def _describe(encoder: Any) -> dict[str, Any]:

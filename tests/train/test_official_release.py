@@ -1,0 +1,107 @@
+"""A released checkpoint, as a user gets it: DF-GAN's `{'model': {netG, netD, netC}}` file and AttnGAN's
+DAMSM text encoder (key layouts of the official code, random values made here) -> `t2igan convert` ->
+`t2igan sample`, carrying the released numbers, not fresh ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from t2igan.cli import main
+from t2igan.text.vocab import Vocabulary
+from t2igan.train.checkpoint import read_checkpoint
+from tests.models.conftest import official_to_random
+from tests.models.test_dfgan import official_layout
+from tests.text.test_damsm_encoders import official_text_layout, random_state
+
+CAPTIONS = ["this bird is red with a short beak", "a small yellow bird with black wings"]
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path / "cache"))
+    nets = {
+        name: official_to_random(layout, seed=i) for i, (name, layout) in enumerate(official_layout().items())
+    }
+    torch.save(
+        {"model": {k: {f"module.{n}": v for n, v in s.items()} for k, s in nets.items()}},
+        tmp_path / "rel.pth",
+    )
+    vocab = Vocabulary.build(CAPTIONS)
+    vocab.save(tmp_path / "vocab.json")
+    torch.save(random_state(official_text_layout(len(vocab))), tmp_path / "text_encoder200.pth")
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        f'[encoders.damsm]\nweights = "{tmp_path / "text_encoder200.pth"}"\nvocab = "{tmp_path / "vocab.json"}"\n',
+        encoding="utf-8",
+    )
+    return tmp_path, nets, settings
+
+
+def test_convert_then_sample_a_released_dfgan(release, capsys):
+    folder, nets, settings = release
+    converted = folder / "dfgan-bird.pt"
+    assert (
+        main(["convert", str(folder / "rel.pth"), "--model", "dfgan.bird256", "--out", str(converted)]) == 0
+    )
+    info = read_checkpoint(converted)["model"]
+    assert info["preset"] == "bird256" and info["dataset"] == "cub"
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["sha256"]
+    state = read_checkpoint(converted)["states"]["model"]
+    generator = {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
+    assert sum(v.numel() for v in generator.values()) == 9_744_131  # DF-GAN bird G (models.md §1)
+    ours = torch.sort(torch.cat([v.flatten() for v in generator.values()])).values
+    released = torch.sort(torch.cat([v.flatten() for v in nets["netG"].values()])).values
+    assert torch.equal(ours, released)  # the same numbers, whatever our module names
+
+    png = folder / "grid.png"
+    code = main(
+        [
+            "sample",
+            "--ckpt",
+            str(converted),
+            "--plan",
+            str(settings),
+            "--text",
+            CAPTIONS[0],
+            "--n",
+            "2",
+            "--out",
+            str(png),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    image = np.asarray(Image.open(png))
+    assert image.shape[0] >= 256 and image.shape[1] >= 2 * 256  # one row, two 256 px samples
+    assert image.std() > 0
+
+
+def test_sample_without_the_vocabulary_says_which_key_is_missing(release, capsys):
+    folder, _, _ = release
+    converted = folder / "dfgan-bird.pt"
+    assert (
+        main(["convert", str(folder / "rel.pth"), "--model", "dfgan.bird256", "--out", str(converted)]) == 0
+    )
+    bare = folder / "bare.toml"
+    bare.write_text(f'[encoders.damsm]\nweights = "{folder / "text_encoder200.pth"}"\n', encoding="utf-8")
+    assert main(["sample", "--ckpt", str(converted), "--plan", str(bare), "--text", "a bird"]) == 2
+    err = capsys.readouterr().err
+    assert "text_encoder200.pth" in err and "'vocab'" in err
+
+
+def test_convert_refuses_a_release_with_missing_keys(release, capsys):
+    folder, nets, _ = release
+    del nets["netG"]["fc.bias"]
+    torch.save({"model": nets}, folder / "broken.pth")
+    assert (
+        main(
+            ["convert", str(folder / "broken.pth"), "--model", "dfgan.bird256", "--out", str(folder / "x.pt")]
+        )
+        == 2
+    )
+    assert "fc.bias" in capsys.readouterr().err
+    assert not (folder / "x.pt").exists()
