@@ -4,8 +4,9 @@ with DataLoaders of 0 and 2 workers.
 
     /work/venv/bin/python benchmarks/data_throughput.py [--quick]
 
-`loader_throughput(dataset, batch_size, num_workers)` is the figure to set beside a training step's
-consumption (images/s of `Trainer` steps) once that exists.
+Each loader figure is printed beside what a training step consumes (images/s of DF-GAN `Trainer` steps:
+`dfgan.tiny` at 32 px batch 16, `dfgan.bird256` at 256 px batch 4): data loading must never be what the
+training waits for, so the ratio loader / consumption must stay well above 1.
 """
 
 from __future__ import annotations
@@ -57,6 +58,36 @@ def loader_throughput(
     return Throughput(delivered / busy, startup)
 
 
+def training_consumption(model: str, batch_size: int, steps: int = 4) -> float:
+    """Images/s a DF-GAN `Trainer` step consumes (D step + G step, random sentences), median of `steps`."""
+    import statistics
+
+    from t2igan.models import build_model, parse_model_ref, resolve
+    from t2igan.nn.interfaces import Batch, BuildContext, TextFeatures
+    from t2igan.registry import get_registry
+    from t2igan.train.trainer import Trainer, TrainerConfig
+
+    registry = get_registry()
+    resolved = resolve(parse_model_ref(model), registry)
+    trainer = Trainer(
+        build_model(resolved, BuildContext(registry)),
+        None,
+        TrainerConfig(out_dir=Path("/nonexistent"), total_steps=1, lr_g=1e-4, lr_d=4e-4),
+    )
+    size = int(resolved.config["image_size"])
+    seconds = []
+    for step in range(steps + 1):  # the first step warms up
+        batch = Batch(
+            torch.rand(batch_size, 3, size, size) * 2 - 1, TextFeatures(torch.randn(batch_size, 256))
+        )
+        start = time.perf_counter()
+        trainer.d_step(batch)
+        trainer.g_step(batch)
+        if step:
+            seconds.append(time.perf_counter() - start)
+    return batch_size / statistics.median(seconds)
+
+
 def shapes_generation_seconds(
     cache_root: Path, resolution: int = 64, size: str = "default"
 ) -> dict[str, float]:
@@ -93,15 +124,23 @@ def main() -> None:
         large = load_shapes_split(None, "test", size=128 if args.quick else 512)
         cache256 = ensure_image_cache(large, 256, augmentation="crop_flip", root=root, progress=False)
         cases = [
-            ("shapes 32 px, batch 16", CachedImageDataset(cache32, 10), 16),
-            ("256 px crop_flip (stored 304), batch 4", CachedImageDataset(cache256, 10, "crop_flip"), 4),
+            ("shapes 32 px, batch 16", CachedImageDataset(cache32, 10), 16, "dfgan.tiny"),
+            (
+                "256 px crop_flip (stored 304), batch 4",
+                CachedImageDataset(cache256, 10, "crop_flip"),
+                4,
+                "dfgan.bird256",
+            ),
         ]
-        for label, dataset, batch in cases:
+        for label, dataset, batch, model in cases:
+            consumed = training_consumption(model, batch, steps=2 if args.quick else 4)
+            print(f"{label:<42} training step ({model}) consumes {consumed:>9,.1f} images/s")
             for workers in (0, 2):
                 result = loader_throughput(dataset, batch, workers, min_images // (4 if batch == 4 else 1))
                 print(
                     f"{label:<42} workers={workers}: {result.images_per_second:>9,.0f} images/s "
-                    f"(first batches after {result.startup_seconds:.2f} s)"
+                    f"(first batches after {result.startup_seconds:.2f} s), "
+                    f"{result.images_per_second / consumed:,.0f}x the training step's consumption"
                 )
     print(f"(cpu count {os.cpu_count()}, torch threads {torch.get_num_threads()})")
 
