@@ -37,6 +37,8 @@ PLAN_FIELDS = (
     "encoders",
     "probe",
     "checkpoint_every",
+    "eval_every",
+    "eval_every_images",
 )
 
 
@@ -82,6 +84,8 @@ class BenchPlan:
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe: dict[str, Any] = field(default_factory=dict)  # the shapes probe's config (and `count`)
     checkpoint_every: int | None = None  # default: about five checkpoints per run
+    eval_every: int | None = None  # evaluate during training every N steps (metric-vs-step curves)
+    eval_every_images: int = 200  # ... on this many test captions (labelled quick)
 
     def runs(self) -> list[RunKey]:
         """Dataset-major order: every model of a dataset shares its split, encoders and probe."""
@@ -186,6 +190,10 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         checkpoint_every=None
         if fields.get("checkpoint_every") is None
         else _positive(fields["checkpoint_every"], "checkpoint_every"),
+        eval_every=None
+        if fields.get("eval_every") is None
+        else _positive(fields["eval_every"], "eval_every"),
+        eval_every_images=_positive(fields.get("eval_every_images", 200), "eval_every_images"),
     )
 
 

@@ -4,6 +4,7 @@ resume from their last checkpoint, a failing one is recorded as failed and the p
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import traceback
@@ -203,9 +204,10 @@ class BenchRunner:
             model_info=model_info(resolved, data, text),
             checkpoint_every=self.plan.checkpoint_every,
             label=label,
+            on_step=self._progress_evaluator(model, text, data, protocol, size, folder),
         )
         result = trainer.fit()
-        record.history = _loss_history(trainer.log_path)
+        record.history = _loss_history(trainer.log_path) + _read_history(folder / HISTORY_FILE)
 
         metrics, evaluation = evaluate_model(
             model,
@@ -227,6 +229,56 @@ class BenchRunner:
         _say(
             f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in protocol.metrics)
         )
+
+    def _progress_evaluator(
+        self, model: Any, text: Any, data: DatasetSession, protocol: Any, size: int, folder: Path
+    ) -> Any:
+        """With `eval_every`, a callback scoring the model on the first `eval_every_images` test captions
+        every N steps (a `quick` protocol, labelled so) into history.jsonl: the metric-vs-step curves.
+        A resumed run keeps the lines of the steps its checkpoint holds."""
+        every = self.plan.eval_every
+        if not every:
+            return None
+        quick = dataclasses.replace(
+            protocol, name=f"quick-{protocol.name}", sample_times=1, max_images=self.plan.eval_every_images
+        )
+        path = folder / HISTORY_FILE
+
+        def evaluate_now(step: int) -> None:
+            if step % every:
+                return
+            metrics, _ = evaluate_model(
+                model, text, data, quick, self.eval_encoders, self.registry, self.device, size, progress=False
+            )
+            lines = [
+                {"step": step, "metric": m.name, "value": m.value}
+                for m in metrics
+                if m.name in protocol.metrics
+            ]
+            kept = [h for h in _read_history(path) if h["step"] < step]
+            write_json_lines(path, kept + lines)
+
+        return evaluate_now
+
+
+HISTORY_FILE = "history.jsonl"
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_json_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _say(message: str) -> None:

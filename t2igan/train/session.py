@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -368,6 +368,7 @@ def make_trainer(
     model_info: Mapping[str, Any] | None = None,
     checkpoint_every: int | None = None,
     label: str = "train",
+    on_step: Callable[[int], None] | None = None,
 ) -> Trainer:
     config = resolved.config
     missing = [k for k in ("lr_g", "lr_d") if k not in config]
@@ -386,7 +387,7 @@ def make_trainer(
         model_info=dict(model_info or {}),
         label=label,
     )
-    return Trainer(model, source, trainer_config, sample_text, sample_noise)
+    return Trainer(model, source, trainer_config, sample_text, sample_noise, on_step)
 
 
 def image_size(resolved: ResolvedModel) -> int:

@@ -8,7 +8,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,8 +82,10 @@ class Trainer:
         config: TrainerConfig,
         sample_text: TextFeatures | None = None,
         sample_noise: Tensor | None = None,
+        on_step: Callable[[int], None] | None = None,
     ):
         self.model = model
+        self.on_step = on_step  # called after every step with the step number (mid-run evaluations)
         self.source = source
         self.config = config
         self.device = torch.device(config.device)
@@ -226,6 +228,8 @@ class Trainer:
             self.save()
         if config.sample_every and self.step % config.sample_every == 0:
             self.write_samples(f"step{self.step:08d}")
+        if self.on_step is not None and self.is_writer:
+            self.on_step(self.step)
 
     # -------------------------------------------------------------------------------- outputs
     @property
