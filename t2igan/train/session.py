@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from t2igan.data.split import Split
-from t2igan.errors import ConfigError, T2IGanError
+from t2igan.errors import ConfigError, T2IGanError, WeightsNotFoundError
 from t2igan.models import ResolvedModel, parse_model_ref
 from t2igan.nn.interfaces import Batch, GANModel, TextEncoder, TextFeatures
 from t2igan.paths import cache_root
@@ -242,9 +242,18 @@ class TextEncoderPool:
                 tag=str(config.get("tag") if "weights" in config else DAMSM_TAGS.get(data.name, data.name)),
                 device=self.device,
             )
-            pair = load_damsm(**arguments, with_image=False)
+            try:  # the image encoder too when its file is there: R-precision and ALR-GAN's DAMSM loss use it
+                pair = load_damsm(**arguments, with_image=True)
+            except WeightsNotFoundError:
+                pair = load_damsm(**arguments, with_image=False)
             encoder = pair.text_encoder
-            metric_object: Any = functools.partial(load_damsm, **arguments, with_image=True)
+            if pair.image_encoder is not None:
+                object.__setattr__(encoder, "image_encoder", pair.image_encoder)  # not a submodule
+            metric_object: Any = (
+                pair
+                if pair.image_encoder is not None
+                else functools.partial(load_damsm, **arguments, with_image=True)
+            )
             sha = _file_sha(pair.text_file)
             info = {
                 "name": name,
