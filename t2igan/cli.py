@@ -253,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output file (default: the encoder cache)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pre-training config override, e.g. epochs=5 (repeatable)",
+    )
     _add_device(p)
     p.set_defaults(func=_lazy("t2igan.text.commands", "run_pretrain"))
 
@@ -278,13 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except T2IGanError as exc:
         print(f"t2igan {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("t2igan."):
-            print(
-                f"t2igan {args.command}: error: this build does not include {exc.name} yet", file=sys.stderr
-            )
-            return 2
-        raise
     except KeyboardInterrupt:
         print(f"t2igan {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
         return 130

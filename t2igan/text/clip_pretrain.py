@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -30,7 +31,16 @@ class CLIPPretrainConfig:
     al. 2021, §2.5 and Table 19: AdamW, decoupled weight decay on weights only, cosine schedule with warm-up,
     β2 = 0.98, ε = 1e-6); sizes, epochs and learning rate are ours, for a small model on a small dataset:
     the defaults reached 0.94 top-1 among 100 on a shapes-like synthetic set (2,000 training images, 1-3
-    objects) in about 170 CPU-seconds (775 steps, one thread)."""
+    objects) in about 170 CPU-seconds (775 steps, one thread).
+
+    On the real `shapes` default split (10,000 train / 2,000 test, text->image top-1 among 100 on test, mean
+    of 3 draws; the ground-truth oracle's ceiling is 0.922) clip-small learns slowly from scratch. 1 thread,
+    32 px data: batch 64, lr 1e-3, 8 epochs 0.378; lr 2e-3 0.366; batch 128 0.416; batch 256 0.399; batch 128
+    for 16 epochs 0.537 (colour+shape right 0.83). The `shapes` recipe (t2igan.text.pretrained.DEFAULT_CONFIGS:
+    batch 128, lr 2e-3, 60 warm-up steps, 12 epochs) reaches 0.474 (colour+shape 0.763) in 417 s on one
+    thread (0.486 in 226 s on two threads): far below the 0.9 issue #4 asks for. 40 epochs reach 0.863
+    (0.935 seen pairs, 0.794 held out, colour+shape 0.970) in 912 s on two threads.
+    """
 
     model: str = "clip-small"
     epochs: int = 25
@@ -141,15 +151,35 @@ def pretrain_clip(
     encoder = CLIPTextImageEncoder(build_open_clip_model(model_cfg), config.layers, config.input_mode, source)
     encoder.to(device).train()
     tokens, offsets = _tokenize_all(encoder, captions)
+    stats = CLIPPretrainStats(images=len(images), config=_plain(asdict(config)))
+    start = time.perf_counter()
+    with _used_rows_only(encoder.model, tokens):
+        _run_epochs(encoder, images, tokens, offsets, config, device, rng, stats, progress)
+    stats.seconds = time.perf_counter() - start
+    stats.logit_scale = encoder.model.logit_scale.exp().item()
+    encoder.eval()
+    _final_retrieval(encoder, images, captions, config, seed, stats)
+    return encoder, stats
+
+
+def _run_epochs(
+    encoder: CLIPTextImageEncoder,
+    images: np.ndarray,
+    tokens: Tensor,
+    offsets: np.ndarray,
+    config: CLIPPretrainConfig,
+    device: torch.device | str,
+    rng: np.random.Generator,
+    stats: CLIPPretrainStats,
+    progress: bool,
+) -> None:
     optimizer = _optimizer(encoder, config)
     steps_per_epoch = max(1, len(images) // config.batch_size)
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _schedule(s, total, config.warmup_steps)
     )
-    stats = CLIPPretrainStats(images=len(images), config=_plain(asdict(config)))
     deadline = None if config.max_seconds is None else time.perf_counter() + config.max_seconds
-    start = time.perf_counter()
     bar = tqdm(range(config.epochs), desc=f"pretrain {config.model}", disable=not progress)
     for _ in bar:
         losses = []
@@ -166,11 +196,37 @@ def pretrain_clip(
         bar.set_postfix(loss=f"{stats.epoch_losses[-1]:.3f}")
         if deadline is not None and time.perf_counter() > deadline:
             break
-    stats.seconds = time.perf_counter() - start
-    stats.logit_scale = encoder.model.logit_scale.exp().item()
-    encoder.eval()
-    _final_retrieval(encoder, images, captions, config, seed, stats)
-    return encoder, stats
+
+
+class _CompactEmbedding(torch.nn.Module):
+    """The rows of a token-embedding table that the captions use, looked up by token id."""
+
+    def __init__(self, rows: Tensor, lookup: Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(rows)
+        self.register_buffer("lookup", lookup)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return F.embedding(self.lookup[ids], self.weight)
+
+
+@contextmanager
+def _used_rows_only(model: Any, tokens: Tensor) -> Iterator[None]:
+    """Train only the embedding rows of tokens that occur: rows never seen get zero gradients, so AdamW (no
+    decay on embeddings) never moves them; the updates are the same, without a dense 49,408-row gradient and
+    optimiser step each batch (a third of a clip-small step on CPU)."""
+    full = model.token_embedding
+    used = torch.unique(tokens).to(full.weight.device)
+    lookup = torch.zeros(full.num_embeddings, dtype=torch.long, device=full.weight.device)
+    lookup[used] = torch.arange(len(used), device=full.weight.device)
+    compact = _CompactEmbedding(full.weight.detach()[used].clone(), lookup)
+    model.token_embedding = compact
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            full.weight[used] = compact.weight.detach()
+        model.token_embedding = full
 
 
 def _tokenize_all(
