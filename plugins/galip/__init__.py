@@ -1,0 +1,29 @@
+"""GALIP (Tao et al., CVPR 2023) as a t2igan plugin: the model with its presets and the converter for the
+released checkpoints. The networks are the shared CLIP-GAN of t2igan.nn.clip_gan."""
+
+from __future__ import annotations
+
+from t2igan.hookspecs import hookimpl
+from t2igan.specs import ModelSpec
+
+from . import presets
+from .convert import convert_official
+from .model import build
+
+MODEL_SPEC = ModelSpec(
+    name="galip",
+    build=build,
+    presets=presets.PRESETS,
+    license=presets.LICENSE,
+    citation=presets.CITATION,
+    default_preset="tiny",
+    description=presets.DESCRIPTION,
+    url=presets.URL,
+    paper_results=presets.PAPER_RESULTS,
+    convert=convert_official,
+)
+
+
+@hookimpl
+def t2igan_register_models(register):
+    register(MODEL_SPEC)
