@@ -1,0 +1,147 @@
+"""`t2igan bench` end to end, driven as a user drives it: a tiny `shapes` plan with a built-in model, a
+third-party model and a model that diverges, two seeds; then re-running, and resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, TINY_ENCODER_SETTINGS, run_cli
+
+TINY_SETTINGS = '\ndata = ["shapes:size=tiny"]\nprotocol = "quick"\n' + TINY_ENCODER_SETTINGS
+
+
+def write_plan(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(body + TINY_SETTINGS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache_env(tmp_path_factory) -> dict[str, str]:
+    """One cache for the module: the encoders and probe are trained by the first bench, reused after."""
+    return {"T2IGAN_CACHE": str(tmp_path_factory.mktemp("cache")), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def finished_plan(tmp_path_factory, cache_env, third_party_plugins):
+    folder = tmp_path_factory.mktemp("bench")
+    plan = write_plan(
+        folder,
+        "two-models",
+        'models = ["dfgan", "example", "dfgan:magp_weight=nan"]\nseeds = [0, 1]\nsteps = 4\n'
+        "eval_every = 2\neval_every_images = 32\n",
+    )
+    out = folder / "out"
+    first = run_cli("bench", str(plan), "--out", str(out), env=cache_env)
+    return out, first, plan
+
+
+def test_plan_writes_records_tables_and_grids(finished_plan):
+    out, result, _ = finished_plan
+    assert result.returncode == 1, result.stderr[-3000:]  # one model of the plan failed: exit 1
+    assert "4 of 6 run(s) finished" in result.stdout
+    for model in ("dfgan", "example"):
+        for seed in (0, 1):
+            run = out / "shapes_size=tiny" / model / f"seed{seed}"
+            record = json.loads((run / "record.json").read_text())
+            assert record["status"] == "finished"
+            assert record["budget"]["steps"] == 4 and record["costs"]["steps"] == 4
+            assert (run / "train" / "samples" / "final.png").is_file()
+            assert record["split"]["sha256"] and record["text_encoder"]["name"] == "damsm"
+            assert record["costs"]["parameters"]["G"]["trainable"] > 0
+    steps = [h["step"] for h in record["history"] if h["metric"] == "probe"]
+    assert steps == [2, 4]  # evaluated during training (eval_every = 2)
+    assert (out / "plot_shapes_size=tiny_probe_vs_step.png").is_file()
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["models"] == ["dfgan", "example", "dfgan:magp_weight=nan"]
+
+
+def test_failing_model_is_recorded_and_the_plan_goes_on(finished_plan):
+    out, result, _ = finished_plan
+    for seed in (0, 1):
+        record = json.loads(
+            (out / "shapes_size=tiny" / "dfgan_magp_weight=nan" / f"seed{seed}" / "record.json").read_text()
+        )
+        assert record["status"] == "failed"
+        assert "TrainingDiverged" in record["error"] and "non-finite" in record["error"]
+    assert "FAILED shapes:size=tiny dfgan:magp_weight=nan seed 0" in result.stdout
+
+
+def test_csv_rows_columns_and_mean_std_match_the_records(finished_plan):
+    out, _, _ = finished_plan
+    results = pd.read_csv(out / "results.csv")
+    finished = results[results["status"] == "finished"]
+    assert set(finished["model"]) == {"dfgan", "example"}
+    assert {"probe", "probe_fd", "clip_score", "images_per_second"} <= set(finished["metric"])
+    assert set(results[results["status"] == "failed"]["model"]) == {"dfgan:magp_weight=nan"}
+
+    table = pd.read_csv(out / "table.csv").set_index("model")
+    column = next(c for c in table.columns if c.endswith("/clip_score[clean]/mean"))
+    for model in ("dfgan", "example"):
+        values = [
+            next(m["value"] for m in json.loads(p.read_text())["metrics"] if m["name"] == "clip_score")
+            for p in sorted((out / "shapes_size=tiny" / model).glob("seed*/record.json"))
+        ]
+        assert len(values) == 2
+        assert table.loc[model, column] == pytest.approx(sum(values) / 2)
+        std = pd.Series(values).std(ddof=1)
+        assert table.loc[model, column.replace("/mean", "/std")] == pytest.approx(std)
+        assert table.loc[model, column.replace("/mean", "/n")] == 2
+    assert (out / "table.md").read_text().count("| dfgan |") == 1
+    assert "\\toprule" in (out / "table.tex").read_text()
+
+
+def test_second_invocation_skips_finished_runs(finished_plan, cache_env):
+    out, _, plan = finished_plan
+    record = out / "shapes_size=tiny" / "dfgan" / "seed0" / "record.json"
+    before = record.stat().st_mtime_ns
+    again = run_cli("bench", str(plan), "--out", str(out), env=cache_env)
+    assert "dfgan / seed 0: finished earlier, skipped" in again.stderr
+    assert record.stat().st_mtime_ns == before
+    # the failed runs are tried again, and fail again for the same reason
+    assert again.returncode == 1 and "4 of 6 run(s) finished" in again.stdout
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, cache_env, finished_plan):
+    plan = write_plan(
+        tmp_path, "resume", 'models = ["dfgan"]\nseeds = [3]\nsteps = 60\ncheckpoint_every = 2\n'
+    )
+    out = tmp_path / "out"
+    train = out / "shapes_size=tiny" / "dfgan" / "seed3" / "train"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "t2igan", "bench", str(plan), "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, **cache_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(train.glob("step*.pt")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = sorted(train.glob("step*.pt"))
+    assert saved, "no checkpoint was written before the kill"
+    assert not (train / "final.pt").exists()
+    result = run_cli("bench", str(plan), "--out", str(out), env=cache_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((train.parent / "record.json").read_text())
+    assert record["status"] == "finished"
+    assert record["costs"]["resumed_from"] >= 2 and record["costs"]["steps"] == 60
+
+
+def test_bad_flags_are_one_line_errors():
+    result = run_cli("bench", "--seeds", "a,b")
+    assert result.returncode == 2
+    assert "--seeds 'a,b': expected comma-separated integers" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,98 @@
+"""`t2igan train`, `sample` and `eval` as a user runs them, on the tiny `shapes` split with tiny encoders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from t2igan.cli import main
+from tests.conftest import TINY_ENCODER_SETTINGS
+
+TINY_ENCODERS = TINY_ENCODER_SETTINGS
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny DF-GAN run (its cache kept for the module)."""
+    folder = tmp_path_factory.mktemp("train")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("T2IGAN_CACHE", str(folder / "cache"))
+    plan = folder / "settings.toml"
+    plan.write_text(TINY_ENCODERS, encoding="utf-8")
+    out = folder / "run"
+    args = ["train", "--model", "dfgan", "--data", "shapes:size=tiny", "--steps", "3", "--plan", str(plan)]
+    assert main([*args, "--out", str(out)]) == 0
+    yield out, args, plan
+    mp.undo()
+
+
+def test_train_writes_a_checkpoint_samples_and_a_log(trained):
+    out, _, _ = trained
+    assert (out / "train" / "final.pt").is_file()
+    assert (out / "train" / "samples" / "final.png").is_file()
+    steps = [json.loads(line)["step"] for line in (out / "train" / "log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 3
+
+
+def test_train_refuses_to_overwrite_and_resumes_on_request(trained, capsys):
+    out, args, _ = trained
+    assert main([*args, "--out", str(out)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*args[:-4], "--steps", "5", "--plan", str(args[-1]), "--out", str(out), "--resume"]) == 0
+    assert "trained 5 steps" in capsys.readouterr().out
+
+
+def sample(checkpoint, png) -> int:
+    captions = ["--text", "a red circle", "--text", "two blue squares"]
+    return main(["sample", "--ckpt", str(checkpoint), *captions, "--n", "3", "--out", str(png)])
+
+
+def test_sample_draws_a_grid_of_captions_by_noise(trained, tmp_path):
+    out, _, _ = trained
+    png, again = tmp_path / "grid.png", tmp_path / "again.png"
+    assert sample(out / "train" / "final.pt", png) == 0
+    width, height = Image.open(png).size
+    assert width > height  # 2 rows (captions) x 3 columns (noise) of 32 px images
+    assert sample(out / "train" / "final.pt", again) == 0
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(again)))  # seeded
+
+
+def test_eval_of_a_checkpoint_uses_its_own_encoder_and_writes_json(trained, tmp_path, capsys):
+    out, _, plan = trained
+    values = tmp_path / "values.json"
+    code = main(
+        [
+            "eval",
+            str(out / "train" / "final.pt"),
+            "--metrics",
+            "clip_score,probe",
+            "--plan",
+            str(plan),
+            "--out",
+            str(values),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    written = json.loads(values.read_text())
+    names = {v["name"] for v in written["values"]}
+    assert {"clip_score", "probe"} <= names
+    assert written["protocol"] == "quick"
+    clip = next(v for v in written["values"] if v["name"] == "clip_score")
+    assert -1.0 <= clip["value"] <= 1.0 and clip["provenance"]["n_fake"] == 100
+
+
+def test_eval_of_a_missing_source_is_a_one_line_error(capsys):
+    assert main(["eval", "no/such/file.pt"]) == 2
+    assert "no/such/file.pt: no such checkpoint file or image folder" in capsys.readouterr().err
+
+
+def test_sample_rejects_a_foreign_file(tmp_path, capsys):
+    bogus = tmp_path / "netG.pth"
+    import torch
+
+    torch.save({"netG": {}}, bogus)
+    assert main(["sample", "--ckpt", str(bogus), "--text", "a red circle"]) == 2
+    assert "not a t2igan checkpoint" in capsys.readouterr().err
