@@ -7,13 +7,13 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from t2igan.atomic import write_json_atomic
 from t2igan.errors import T2IGanError
 
 SCHEMA_VERSION = 1
@@ -80,21 +80,6 @@ def run_dir(out: str | os.PathLike, dataset: str, model_label: str, seed: int) -
 def _safe(label: str) -> str:
     """A label (`dfgan:fusion=rat`, `shapes:size=tiny`) as a portable folder name."""
     return "".join(ch if ch.isalnum() or ch in "._-=" else "_" for ch in label)
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_record(folder: str | os.PathLike, record: RunRecord) -> Path:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from t2igan.bench.records import STATUS_FINISHED, RunRecord, iter_records, write_json_atomic
+from t2igan.atomic import write_json_atomic, write_text_atomic
+from t2igan.bench.records import STATUS_FINISHED, RunRecord, iter_records
 from t2igan.errors import T2IGanError
 
 PROVENANCE_COLUMNS = (
@@ -290,15 +291,8 @@ def build_report(root: str | Path, write: bool = True) -> Report:
 
 
 def _write_outputs(root: Path, report: Report, records: list[RunRecord]) -> None:
-    import os
-    import tempfile
-
     def atomic_text(name: str, text: str) -> Path:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=root)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, root / name)
-        return root / name
+        return write_text_atomic(root / name, text)
 
     report.files.append(atomic_text("results.csv", report.results.to_csv(index=False)))
     report.files.append(atomic_text("table.csv", report.table.to_csv(index=False)))

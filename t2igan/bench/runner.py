@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from t2igan.atomic import write_json_atomic, write_text_atomic
 from t2igan.bench.costs import inference_throughput, run_costs
 from t2igan.bench.evaluation import EvalEncoders, evaluate_model
 from t2igan.bench.plan import BenchPlan, RunKey
@@ -24,7 +25,6 @@ from t2igan.bench.records import (
     environment,
     read_record,
     run_dir,
-    write_json_atomic,
     write_record,
 )
 from t2igan.errors import T2IGanError
@@ -274,11 +274,8 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
 
 def write_json_lines(path: Path, rows: list[dict[str, Any]]) -> None:
     import json
-    import os
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _say(message: str) -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from t2igan.atomic import atomic_path, write_json_atomic
 from t2igan.data.split import Split
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.paths import cache_root
@@ -183,12 +183,9 @@ def build_image_cache(
 
     array_path.parent.mkdir(parents=True, exist_ok=True)
     sidecar_path.unlink(missing_ok=True)  # an old sidecar must never vouch for a half-replaced array
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{array_path.stem}.", suffix=".npy.tmp", dir=array_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     count, load_size = len(split), meta["load_size"]
     workers = _worker_count(workers, count, split)
-    try:
+    with atomic_path(array_path, suffix=".npy.tmp") as tmp:
         out = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=np.uint8, shape=(count, load_size, load_size, 3)
         )
@@ -199,17 +196,13 @@ def build_image_cache(
                 _fill_parallel(split, tmp, load_size, workers, bar)
             else:
                 _fill_range(split, tmp, load_size, range(count), bar.update)
-        os.replace(tmp, array_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     full = {
         **meta,
         "bytes": array_path.stat().st_size,
         "resize": RESIZE_RULE if split.renderer is None else "rendered at load size",
         "preprocessing": dict(split.preprocessing),
     }
-    write_json_atomic(sidecar_path, full)
+    write_sidecar(sidecar_path, full)
     return full
 
 
@@ -256,13 +249,5 @@ def _fill_parallel(split: Split, path: Path, load_size: int, workers: int, bar: 
             bar.update(future.result())
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_sidecar(path: Path, value: Any) -> None:
+    write_json_atomic(path, value, indent=1, sort_keys=True)

@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from t2igan.atomic import write_json_atomic
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample, Metric
 from t2igan.metrics.images import to_float, to_uint8_nhwc
 from t2igan.metrics.r_precision import record_captions
-from t2igan.metrics.stats_cache import write_json_atomic
 from t2igan.metrics.values import MetricValue, check_single_mode, label_protocol
 from t2igan.specs import Protocol
 

@@ -232,7 +232,7 @@ class TrainedProbe:
 
 
 def save_atomic(payload: Any, path: Path) -> Path:
-    from t2igan.metrics.stats_cache import write_atomic
+    from t2igan.atomic import write_atomic
 
     return write_atomic(path, lambda handle: torch.save(payload, handle))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from t2igan.atomic import write_atomic
 from t2igan.errors import T2IGanError
 from t2igan.paths import cache_root
 
@@ -48,28 +48,8 @@ class StatsKey:
         return f"{safe}-{self.backend}-{self.feature}-{self.digest()[:20]}.npz"
 
 
-def write_atomic(path: Path, write: Callable[[Any], None]) -> Path:
-    """`write(handle)` into a temporary file of the same directory, then os.replace: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return write_atomic(path, lambda handle: np.savez(handle, **arrays))
-
-
-def write_json_atomic(path: Path, data: Any) -> Path:
-    text = json.dumps(data, indent=1, default=str) + "\n"
-    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 class StatsCache:

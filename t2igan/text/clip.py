@@ -18,7 +18,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from open_clip.model import CLIP
 from open_clip.transformer import VisionTransformer
 from torch import Tensor
 
+from t2igan.atomic import torch_save_atomic
 from t2igan.errors import ConfigError, T2IGanError, UnknownNameError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.weights import (
@@ -568,16 +568,7 @@ def save_clip_checkpoint(
         "stats": json.loads(json.dumps(dict(stats if stats is not None else encoder.source.stats))),
         "state_dict": {k: v.detach().cpu() for k, v in encoder.model.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return torch_save_atomic(payload, path)
 
 
 def build_clip(config: Mapping[str, Any], context: Any = None) -> CLIPTextImageEncoder:

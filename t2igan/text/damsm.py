@@ -13,7 +13,6 @@ import json
 import math
 import os
 import random
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from torchvision.models.inception import (
     InceptionE,
 )
 
+from t2igan.atomic import torch_save_atomic
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.text.vocab import Vocabulary
@@ -512,16 +512,7 @@ def save_damsm_checkpoint(
         "config": full_config,
         "stats": stats,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return torch_save_atomic(payload, path)
 
 
 # ---------------------------------------------------------------------------------------------------

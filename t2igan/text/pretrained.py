@@ -10,11 +10,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import platform
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from t2igan.atomic import write_json_atomic
 from t2igan.data.split import Split, canonical_json
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn.interfaces import TextEncoder
@@ -348,7 +347,7 @@ def train_and_save(
         "retrieval_top1": top1,
         "stats": stats,
     }
-    write_json_atomic(sidecar_path(path), meta)
+    write_sidecar(sidecar_path(path), meta)
     return meta
 
 
@@ -467,16 +466,8 @@ def _remeasure(
     if meta.get("sha256") == cached.sha256:
         meta.update(retrieval_top1=cached.retrieval_top1, stats=cached.stats)
         with _locked(cached.path.with_name(cached.path.name + ".lock")):
-            write_json_atomic(sidecar_path(cached.path), meta)
+            write_sidecar(sidecar_path(cached.path), meta)
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_sidecar(path: Path, value: Any) -> None:
+    write_json_atomic(path, value, indent=1, sort_keys=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,6 @@ from t2igan.weights import load_state_dict_file
 FORMAT = "t2igan-checkpoint"
 VERSION = 1
 STEP_FILE = re.compile(r"^step(\d+)\.pt$")
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save into a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def rng_state() -> dict[str, Any]:

@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 
+from t2igan.atomic import torch_save_atomic, write_json_atomic
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import ResolvedModel, build_model, parse_model_ref, resolve
 from t2igan.nn.interfaces import BuildContext, GANModel
-from t2igan.train.checkpoint import atomic_torch_save, make_checkpoint, read_checkpoint, step_checkpoints
+from t2igan.train.checkpoint import make_checkpoint, read_checkpoint, step_checkpoints
 from t2igan.train.session import (
     DatasetSession,
     TextEncoderPool,
@@ -222,8 +223,6 @@ def run_eval(args: argparse.Namespace) -> int:
         std = f" ± {value['std']:.4g}" if value.get("std") is not None else ""
         print(f"{value['name']}: {value['value']:.6g}{std}")
     if args.out:
-        from t2igan.bench.records import write_json_atomic
-
         write_json_atomic(args.out, {"source": str(source), "protocol": protocol.name, "values": values})
     return 0
 
@@ -301,7 +300,7 @@ def run_convert(args: argparse.Namespace) -> int:
         "text_encoder": {"name": resolved.preset.text_encoder, "official": True},
         "converted_from": {"file": str(args.checkpoint), "sha256": sha256_file(args.checkpoint)},
     }
-    path = atomic_torch_save(make_checkpoint(model_info=info, states=model.checkpoint_states()), args.out)
+    path = torch_save_atomic(make_checkpoint(model_info=info, states=model.checkpoint_states()), args.out)
     print(f"converted {args.checkpoint} ({spec.name} {resolved.preset.name}) -> {path}")
     print(json.dumps(info["converted_from"]))
     return 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import Tensor
+
+from t2igan.atomic import write_atomic
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -33,14 +34,5 @@ def grid_image(images: Tensor, rows: int, padding: int = 2) -> Image.Image:
 
 def save_grid(images: Tensor, path: str | os.PathLike, rows: int) -> Path:
     """Write a PNG grid atomically (row-major: one row per caption when rows = number of captions)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        grid_image(images, rows).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    image = grid_image(images, rows)
+    return write_atomic(path, lambda handle: image.save(handle, format="PNG"))

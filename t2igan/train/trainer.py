@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,11 +15,11 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from t2igan.atomic import torch_save_atomic, write_text_atomic
 from t2igan.errors import T2IGanError
 from t2igan.nn.interfaces import Batch, GANModel, LossDict, TextFeatures
 from t2igan.train import distributed
 from t2igan.train.checkpoint import (
-    atomic_torch_save,
     make_checkpoint,
     prune_checkpoints,
     read_checkpoint,
@@ -111,7 +110,7 @@ class Trainer:
         if not self.is_writer:
             return None
         path = self.out_dir / (name or f"step{self.step:08d}.pt")
-        atomic_torch_save(self.state(), path)
+        torch_save_atomic(self.state(), path)
         if name is None:
             prune_checkpoints(self.out_dir, self.config.keep_last)
         return path
@@ -249,9 +248,7 @@ class Trainer:
             for line in self.log_path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= step
         ]
-        tmp = self.log_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.log_path)
+        write_text_atomic(self.log_path, "".join(line + "\n" for line in kept))
 
     def write_samples(self, tag: str) -> Path | None:
         if not self.is_writer or self.sample_text is None or self.sample_noise is None:

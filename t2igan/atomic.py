@@ -1,0 +1,58 @@
+"""Atomic file writes: every file t2igan writes (checkpoints, records, caches, tables, grids) goes to a
+temporary file beside its target and is renamed over it only when complete, so a crash or a kill never
+leaves half a file where a whole one is expected."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary path in `path`'s folder; when the block ends normally it replaces `path`, when it
+    raises the temporary file is removed and `path` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], fsync: bool = False) -> Path:
+    """`write(handle)` into a binary file that appears at `path` only once complete (`fsync`: flushed to the
+    disk before the rename, for files a resumed run depends on)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+        if fsync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, indent: int = 2, sort_keys: bool = False) -> Path:
+    """JSON with a trailing newline; values JSON cannot hold (paths, numpy scalars) are written as text."""
+    text = json.dumps(data, indent=indent, sort_keys=sort_keys, ensure_ascii=False, default=str) + "\n"
+    return write_text_atomic(path, text)
+
+
+def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save, atomically and flushed to disk (checkpoints and encoder weights)."""
+    import torch
+
+    return write_atomic(path, lambda handle: torch.save(obj, handle), fsync=True)
