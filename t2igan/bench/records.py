@@ -19,6 +19,8 @@ from t2igan.errors import T2IGanError
 SCHEMA_VERSION = 1
 STATUS_FINISHED, STATUS_FAILED, STATUS_RUNNING = "finished", "failed", "running"
 
+COST_MODE = "cost"  # provenance mode of the measured costs (parameters, times): columns after the metrics
+
 
 @dataclass
 class MetricRecord:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from t2igan.atomic import write_json_atomic, write_text_atomic
-from t2igan.bench.records import STATUS_FINISHED, RunRecord, iter_records
+from t2igan.bench.records import COST_MODE, STATUS_FINISHED, RunRecord, iter_records
 from t2igan.errors import T2IGanError
 
 PROVENANCE_COLUMNS = (
@@ -30,6 +30,8 @@ PROVENANCE_COLUMNS = (
     "seed",
     "stand_in",
     "weights_note",
+    "chance",  # what a generator that ignores the text scores (probe attributes: 1 / classes)
+    "reference",  # what real test images score (the probe's own accuracy)
 )
 
 
@@ -148,10 +150,14 @@ def wide_table(
             f"{run['dataset']} / {run['model']} / seed {run['seed']}: {run['status']} — {run.get('error')}"
         )
     frame = pd.DataFrame(list(table.values()))
+    costs = [c for c in frame.columns if c.count("/") and c.split("/")[1].endswith(f"[{COST_MODE}]")]
+    frame = frame[[c for c in frame.columns if c not in costs] + costs]  # quality first, costs last
     return frame, notes
 
 
 def format_mean_std(mean: float, std: float) -> str:
+    if mean.is_integer() and abs(mean) >= 1000 and (math.isnan(std) or std == 0):
+        return f"{int(mean):,}"  # counts (parameters): 9,744,131
     digits = 2 if abs(mean) >= 1 else 4
     if math.isnan(std):
         return f"{mean:.{digits}f}"
@@ -186,7 +192,7 @@ def _cell(table: pd.DataFrame, index: int, column: str) -> tuple[str, str]:
 
 def to_markdown(table: pd.DataFrame, notes: list[str]) -> str:
     columns = display_columns(table)
-    header = ["model"] + [f"{c} ({'↑' if _higher(table, c) else '↓'})" for c in columns]
+    header = ["model"] + [f"{c} ({_arrow(table, c)})" if _arrow(table, c) else c for c in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {c: best_rows(table, c) for c in columns}
     for index in table.index:
@@ -207,11 +213,12 @@ def to_markdown(table: pd.DataFrame, notes: list[str]) -> str:
     return text
 
 
-def _higher(table: pd.DataFrame, column: str) -> bool:
+def _arrow(table: pd.DataFrame, column: str) -> str:
+    """↑ / ↓ for a metric with a direction; nothing for a cost such as a parameter count."""
     direction = table.get(f"{column}/higher_is_better")
-    return (
-        bool(direction.dropna().iloc[0]) if direction is not None and not direction.dropna().empty else True
-    )
+    if direction is None or direction.dropna().empty:
+        return ""
+    return "↑" if bool(direction.dropna().iloc[0]) else "↓"
 
 
 def _paper_sources(table: pd.DataFrame) -> list[str]:
@@ -248,9 +255,7 @@ def to_latex(table: pd.DataFrame) -> str:
     columns = display_columns(table)
     best = {c: best_rows(table, c) for c in columns}
     spec = "l" + "c" * len(columns)
-    header = " & ".join(
-        ["Model"] + [_tex_escape(f"{c} {'↑' if _higher(table, c) else '↓'}") for c in columns]
-    )
+    header = " & ".join(["Model"] + [_tex_escape(f"{c} {_arrow(table, c)}".rstrip()) for c in columns])
     lines = [r"\begin{tabular}{" + spec + "}", r"\toprule", header + r" \\", r"\midrule"]
     for index in table.index:
         cells = [_tex_escape(str(table.at[index, "model"]))]
@@ -275,6 +280,24 @@ def paper_lookup(records: list[RunRecord]) -> dict[tuple[str, str, str], dict[st
     return found
 
 
+def reference_notes(results: pd.DataFrame) -> list[str]:
+    """One line per dataset giving chance and real-image levels where metrics carry them, so that a number
+    such as a colour accuracy of 0.4 can be read (chance 0.167, real images 0.990)."""
+    if results.empty or "prov_chance" not in results.columns:
+        return []
+    notes = []
+    known = results.dropna(subset=["prov_chance"])
+    for dataset, part in known.groupby("dataset", sort=True):
+        levels = part.groupby("metric", sort=True)[["prov_chance", "prov_reference"]].first()
+        cells = [
+            f"{metric} {row.prov_chance:.3f} / "
+            + ("–" if pd.isna(row.prov_reference) else f"{row.prov_reference:.3f}")
+            for metric, row in levels.iterrows()
+        ]
+        notes.append(f"{dataset} levels (chance / real test images): " + ", ".join(cells))
+    return notes
+
+
 def build_report(root: str | Path, write: bool = True) -> Report:
     root = Path(root)
     if not root.is_dir():
@@ -284,6 +307,7 @@ def build_report(root: str | Path, write: bool = True) -> Report:
         raise T2IGanError(f"{root}: no record.json found under it (has a bench run written there?)")
     results = results_frame(records)
     table, notes = wide_table(results, paper_lookup(records))
+    notes += reference_notes(results)
     report = Report(results, table, notes)
     if write:
         _write_outputs(root, report, records)

@@ -18,6 +18,7 @@ from t2igan.bench.costs import inference_throughput, run_costs
 from t2igan.bench.evaluation import EvalEncoders, evaluate_model
 from t2igan.bench.plan import BenchPlan, RunKey
 from t2igan.bench.records import (
+    COST_MODE,
     STATUS_FAILED,
     STATUS_FINISHED,
     MetricRecord,
@@ -301,14 +302,14 @@ def _loss_history(log_path: Path) -> list[dict[str, Any]]:
 
 def cost_metrics(costs: dict[str, Any]) -> list[MetricRecord]:
     """Costs as table columns too (quality vs. cost plots read them from results.csv)."""
-    provenance = {"backend": "t2igan", "mode": "cost"}
+    provenance = {"backend": "t2igan", "mode": COST_MODE}
     metrics = [
         MetricRecord("images_per_second", float(costs["images_per_second"]), None, True, provenance),
-        MetricRecord("train_seconds", float(costs["train_seconds"]), None, None, provenance),
+        MetricRecord("train_seconds", float(costs["train_seconds"]), None, False, provenance),
     ]
     if costs.get("step_seconds_median") is not None:
         metrics.append(
-            MetricRecord("step_seconds", float(costs["step_seconds_median"]), None, None, provenance)
+            MetricRecord("step_seconds", float(costs["step_seconds_median"]), None, False, provenance)
         )
     for part, counts in costs["parameters"].items():
         metrics.append(MetricRecord(f"params_{part}", float(counts["trainable"]), None, None, provenance))

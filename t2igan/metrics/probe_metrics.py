@@ -107,8 +107,9 @@ class ProbeMetric:
         for name, accuracy in result["per_attribute"].items():
             if np.isnan(accuracy):  # no caption stated this attribute: nothing to score
                 continue
+            levels = {"chance": 1.0 / len(probe.vocab[name]), "reference": (probe.validation or {}).get(name)}
             values.append(
-                MetricValue(f"probe_{name}", accuracy, None, dict(provenance), higher_is_better=True)
+                MetricValue(f"probe_{name}", accuracy, None, {**provenance, **levels}, higher_is_better=True)
             )
         heldout = torch.tensor([bool(t.get("heldout_combo")) for t in targets])
         if any("heldout_combo" in t for t in targets):

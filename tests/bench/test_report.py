@@ -9,7 +9,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from t2igan.bench.records import MetricRecord, RunRecord, read_record, run_dir, write_record
+from t2igan.bench.records import COST_MODE, MetricRecord, RunRecord, read_record, run_dir, write_record
 from t2igan.bench.report import build_report, format_mean_std
 from t2igan.errors import T2IGanError
 
@@ -144,3 +144,31 @@ def test_record_round_trips_and_bad_folder_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(T2IGanError, match="no record.json found"):
         build_report(tmp_path / "empty")
+
+
+def test_costs_come_after_the_metrics_and_counts_have_no_direction(tmp_path):
+    record = make_record("dfgan", 0, 30.0, 0.6)
+    cost = {"backend": "t2igan", "mode": COST_MODE}
+    record.metrics += [
+        MetricRecord("params_G", 9744131.0, None, None, cost),
+        MetricRecord("step_seconds", 0.07, None, False, cost),
+    ]
+    write_record(run_dir(tmp_path, "shapes", "dfgan", 0), record)
+    build_report(tmp_path)
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header[-2:] == ["shapes/params_G[cost]", "shapes/step_seconds[cost] (↓)"]
+    assert header.index("shapes/fid[standard] (↓)") < header.index("shapes/params_G[cost]")
+    assert "9,744,131" in lines[2]
+    assert "params\\_G[cost] &" in (tmp_path / "table.tex").read_text()
+
+
+def test_chance_and_real_image_levels_are_noted_beside_the_table(tmp_path):
+    record = make_record("dfgan", 0, 30.0, 0.6)
+    probe = {"backend": "t2igan-probe", "mode": "probe", "chance": 1 / 6, "reference": 0.99}
+    record.metrics.append(MetricRecord("probe_main_colour", 0.4, None, True, probe))
+    write_record(run_dir(tmp_path, "shapes", "dfgan", 0), record)
+    report = build_report(tmp_path)
+    assert "shapes levels (chance / real test images): probe_main_colour 0.167 / 0.990" in report.notes
+    assert "probe_main_colour 0.167 / 0.990" in (tmp_path / "table.md").read_text()
+    assert report.results["prov_chance"].notna().sum() == 1

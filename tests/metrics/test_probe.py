@@ -78,6 +78,9 @@ def test_probe_metric_scores_images_against_their_captions(probe, data):
     )
     assert values["probe"].provenance["probe_accuracy"] == probe.validation
     assert values["probe"].provenance["extractor_sha256"] == probe.key
+    colour = values["probe_colour"].provenance  # the levels a reader needs beside the number
+    assert colour["chance"] == 1 / len(probe.vocab["colour"])
+    assert colour["reference"] == probe.validation["colour"]
     # images shown against the wrong captions: the attributes no longer match
     shuffled = images[np.random.default_rng(0).permutation(len(images))]
     assert _run(ProbeMetric, probe, (images, labels), shuffled)["probe"].value < 0.2
