@@ -32,3 +32,10 @@ def test_json_text_and_torch_round_trip_into_new_folders(tmp_path):
     saved = torch_save_atomic({"w": torch.arange(3)}, tmp_path / "c" / "w.pt")
     assert torch.equal(torch.load(saved, weights_only=True)["w"], torch.arange(3))
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = write_text_atomic(tmp_path / "atomic.txt", "x")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
