@@ -283,9 +283,13 @@ def run_convert(args: argparse.Namespace) -> int:
                 f"{spec.name} converter returned a {part!r} state, but the model has no such part"
             )
         result = module.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
+        # parts our checkpoints never hold (GALIP's frozen CLIP) are loaded from their own weights later
+        missing = [
+            k for k in result.missing_keys if not f"{part}.{k}".startswith(model.excluded_state_prefixes)
+        ]
+        if missing or result.unexpected_keys:
             raise T2IGanError(
-                f"{args.checkpoint}: does not fit {resolved.label} {part}: missing {result.missing_keys[:10]}, "
+                f"{args.checkpoint}: does not fit {resolved.label} {part}: missing {missing[:10]}, "
                 f"unexpected {result.unexpected_keys[:10]}"
             )
     from t2igan.weights import sha256_file

@@ -105,3 +105,23 @@ def test_convert_refuses_a_release_with_missing_keys(release, capsys):
     )
     assert "fc.bias" in capsys.readouterr().err
     assert not (folder / "x.pt").exists()
+
+
+def test_convert_a_released_galip_keeps_its_networks_and_drops_the_frozen_clip(tmp_path, monkeypatch, capsys):
+    from t2igan.nn.clip_gan_build import stand_in_clip
+    from tests.models.test_galip import net_c, net_d, net_g, official_state, tiny_sizes
+
+    monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path / "cache"))
+    sizes = tiny_sizes(stand_in_clip({"clip_model": "clip-small"}, torch.device("cpu")))
+    nets = {"netG": official_state(net_g(sizes)), "netD": official_state(net_d(sizes), 1)}
+    nets["netC"] = official_state(net_c(sizes), 2)
+    torch.save({"model": nets, "epoch": 5}, tmp_path / "state_epoch_005.pth")
+    out = tmp_path / "ours.pt"
+    code = main(
+        ["convert", str(tmp_path / "state_epoch_005.pth"), "--model", "galip.tiny", "--out", str(out)]
+    )
+    assert code == 0, capsys.readouterr().err
+    states = read_checkpoint(out)["states"]["model"]
+    assert not [k for k in states if "CLIP_ViT" in k or k.startswith("clip.")]
+    assert torch.equal(states["generator.fc_code.weight"], nets["netG"]["fc_code.weight"])
+    assert torch.equal(states["discriminator.head.joint_conv.0.weight"], nets["netC"]["joint_conv.0.weight"])
