@@ -286,12 +286,15 @@ def reference_notes(results: pd.DataFrame) -> list[str]:
     if results.empty or "prov_chance" not in results.columns:
         return []
     notes = []
-    known = results.dropna(subset=["prov_chance"])
+    known = results.dropna(subset=["prov_chance", "prov_reference"], how="all")
+
+    def show(value: Any) -> str:
+        return "–" if pd.isna(value) else f"{value:.3f}"
+
     for dataset, part in known.groupby("dataset", sort=True):
         levels = part.groupby("metric", sort=True)[["prov_chance", "prov_reference"]].first()
         cells = [
-            f"{metric} {row.prov_chance:.3f} / "
-            + ("–" if pd.isna(row.prov_reference) else f"{row.prov_reference:.3f}")
+            f"{metric} {show(row.prov_chance)} / {show(row.prov_reference)}"
             for metric, row in levels.iterrows()
         ]
         notes.append(f"{dataset} levels (chance / real test images): " + ", ".join(cells))

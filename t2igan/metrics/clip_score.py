@@ -122,6 +122,9 @@ def clip_similarities(adapter: CLIPEncoderAdapter, images: Tensor, captions: Seq
     return F.cosine_similarity(image_features, text_features, dim=-1).cpu()
 
 
+REFERENCE_PAIRS = 2000  # real-image levels of the CLIP score: enough for ±0.002, cheap beside the metric
+
+
 class CLIPScoreMetric:
     """Mean CLIP cosine similarity of each generated image and the caption it was generated from.
 
@@ -136,11 +139,15 @@ class CLIPScoreMetric:
         self.encoder = context.encoder("clip", self.name)
         self.adapter = CLIPEncoderAdapter(self.encoder, self.config)
         self.similarities: list[Tensor] = []
+        self.pairs: list[tuple[int, str]] = []  # (test image, caption) of each generated image
 
     def update(self, batch: EvalBatch) -> None:
         self.similarities.append(
             clip_similarities(self.adapter, batch.images.to(self.context.device), batch.captions)
         )
+        self.pairs += [
+            (sample.image_index, c) for sample, c in zip(batch.samples, batch.captions, strict=False)
+        ]
 
     def compute(self) -> list[MetricValue]:
         if not self.similarities:
@@ -151,8 +158,32 @@ class CLIPScoreMetric:
             seed=self.context.seed,
             scale="raw mean cosine (GALIP prints it ×100)",
             **self.adapter.provenance(),
+            **self.levels(),
         )
         return [MetricValue(self.name, float(values.mean()), None, provenance, higher_is_better=True)]
+
+    def levels(self) -> dict[str, Any]:
+        """The same score of the real test images on the first REFERENCE_PAIRS (image, caption) pairs:
+        with their own captions (`reference`, what a perfect generator reaches) and with the captions of
+        other images (`chance`, what realistic images that ignore the text reach)."""
+        real = self.context.real_images
+        pairs = [(i, c) for i, c in self.pairs if i >= 0][:REFERENCE_PAIRS]
+        if real is None or len(real) == 0 or len(pairs) < 2:
+            return {}
+        captions = [c for _, c in pairs]
+        others = captions[1:] + captions[:1]  # each image with the next pair's caption
+        matched, mismatched = [], []
+        for start in range(0, len(pairs), 64):
+            index = [i for i, _ in pairs[start : start + 64]]
+            chunk = real[index] if hasattr(real, "shape") else [real[i] for i in index]
+            images = to_float(chunk).to(self.context.device)
+            matched.append(clip_similarities(self.adapter, images, captions[start : start + 64]))
+            mismatched.append(clip_similarities(self.adapter, images, others[start : start + 64]))
+        return {
+            "reference": float(torch.cat(matched).double().mean()),
+            "chance": float(torch.cat(mismatched).double().mean()),
+            "reference_pairs": len(pairs),
+        }
 
 
 class CLIPRPrecisionMetric(RPrecisionMetric):

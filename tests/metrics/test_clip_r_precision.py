@@ -75,6 +75,30 @@ def test_clip_score_is_the_mean_cosine_and_records_its_mode():
     assert -1 <= values["paper"].value <= 1  # raw cosine: not ×100, not clipped
 
 
+def test_clip_score_carries_real_image_levels_matched_and_mismatched():
+    """Beside the score: real test images with their own captions (reference) and with other images'
+    captions (chance), on the same pairs; generated == real images reach exactly the reference."""
+    records = make_records(10)
+    samples = _samples(records)
+    real = (torch.rand(10, 24, 24, 3) * 255).to(torch.uint8).numpy()  # the cache's uint8 NHWC
+    images = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 127.5 - 1
+    clip = StandInCLIP(image_size=16)
+    metric = CLIPScoreMetric(
+        {"input_mode": "paper"}, EvalContext(records=records, encoders={"clip": clip}, real_images=real)
+    )
+    for batch in _batches(images, records, samples):
+        metric.update(batch)
+    [value] = metric.compute()
+    captions = [records[s.image_index]["captions"][s.caption_index] for s in samples]
+    features = clip.image_embedding(clip_input(images, "paper", 16))
+    others = clip.encode_captions(captions[1:] + captions[:1]).sentence
+    assert value.provenance["reference"] == pytest.approx(value.value, abs=1e-6)
+    assert value.provenance["chance"] == pytest.approx(
+        float(F.cosine_similarity(features, others).mean()), abs=1e-6
+    )
+    assert value.provenance["reference_pairs"] == 10
+
+
 def test_mismatches_come_from_other_classes_or_other_images():
     rng = np.random.default_rng(0)
     counts = np.full(30, 4)
