@@ -47,8 +47,8 @@ class DFBlock(FusionBlock):
         return [getattr(self, f"affine{i}") for i in range(self.num_affines)]
 
     def forward(self, h: Tensor, cond: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        for affine in self.affines():
-            h = F.leaky_relu(affine(h, cond), LEAKY_SLOPE)
+        for affine in self.affines():  # in place on the affine's fresh output, as DFBLK's LeakyReLU
+            h = F.leaky_relu(affine(h, cond), LEAKY_SLOPE, inplace=True)
         return h, state
 
 
@@ -82,9 +82,9 @@ class GBlock(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor, state: Any) -> tuple[Tensor, Any]:
         x = upsample2x(x)
+        shortcut = self.c_sc(x) if hasattr(self, "c_sc") else x
         h, state = self.fuse1(x, cond, state)
         h, state = self.fuse2(self.c1(h), cond, state)
-        shortcut = self.c_sc(x) if hasattr(self, "c_sc") else x
         return shortcut + self.c2(h), state
 
 

@@ -102,7 +102,7 @@ class RecurrentAffineBlock(FusionBlock):
             )
         for affine in self.affines():
             state = self.lstm.step(cond, state)
-            h = F.leaky_relu(affine(h, state[0]), LEAKY_SLOPE)
+            h = F.leaky_relu(affine(h, state[0]), LEAKY_SLOPE, inplace=True)
         return h, state
 
 
