@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -199,8 +200,9 @@ def _apart(x: float, y: float, diameter: float, other: dict) -> bool:
 
 def make_captions(
     scene: dict[str, Any], rng: random.Random, count: int = CAPTIONS_PER_IMAGE
-) -> tuple[str, ...]:
-    """`count` captions: every one names the main object's colour and shape; some mention the extras."""
+) -> tuple[tuple[str, ...], list[dict[str, None]]]:
+    """`count` captions: every one names the main object's colour and shape; some mention the extras.
+    Beside each caption, the probe attributes it leaves unstated (as None): those are not scored."""
     extras = scene["objects"][:-1]
     templates = list(MAIN_TEMPLATES)
     rng.shuffle(templates)
@@ -209,13 +211,33 @@ def make_captions(
     else:
         chosen = [*templates, *rng.sample(MAIN_TEMPLATES, count - len(templates))]
     rng.shuffle(chosen)
-    return tuple(_fill(template, scene, extras, rng) for template in chosen[:count])
+    filled = [_fill(template, scene, extras, rng) for template in chosen[:count]]
+    return tuple(caption for caption, _ in filled), [unstated_attributes(t) for _, t in filled]
+
+
+TEMPLATE_ATTRIBUTES = {  # which probe attribute each template field states
+    "s": "main_size",
+    "c": "main_colour",
+    "o": "main_shape",
+    "p": "main_position",
+    "b": "background",
+    "x": "object_count",  # the extras listed one by one
+    "n": "object_count",  # "with two smaller shapes"
+}
+
+
+def unstated_attributes(template: str) -> dict[str, None]:
+    """The probe attributes a template does not state, mapped to None (a single-object scene's count
+    is never stated: no caption says "alone")."""
+    stated = {TEMPLATE_ATTRIBUTES[field] for _, field, _, _ in string.Formatter().parse(template) if field}
+    return {name: None for name in ATTRIBUTE_CLASSES if name not in stated}
 
 
 _ARTICLE = re.compile(r"\ba ([aeiou])")  # "a orange" -> "an orange"
 
 
-def _fill(template: str, scene: dict[str, Any], extras: list[dict], rng: random.Random) -> str:
+def _fill(template: str, scene: dict[str, Any], extras: list[dict], rng: random.Random) -> tuple[str, str]:
+    """The caption and the template it was finally written from."""
     words = {
         "s": rng.choice(SIZE_WORDS[scene["main_size"]]),
         "c": rng.choice(COLOUR_WORDS[scene["main_colour"]]),
@@ -229,8 +251,9 @@ def _fill(template: str, scene: dict[str, Any], extras: list[dict], rng: random.
     }
     caption = _ARTICLE.sub(r"an \1", template.format(**words))
     if len(caption.replace(",", " ").split()) > MAX_CAPTION_WORDS:  # never reached with these tables
-        caption = MAIN_TEMPLATES[-1].format(**words)
-    return caption
+        template = MAIN_TEMPLATES[-1]
+        caption = template.format(**words)
+    return caption, template
 
 
 # --------------------------------------------------------------------------------------- rendering
@@ -317,9 +340,8 @@ def load_shapes_split(
     records = []
     for index in range(count):
         scene = _sample_scene(rng, split)
-        records.append(
-            ImageRecord(key=f"{split}_{index:06d}", captions=make_captions(scene, rng), attributes=scene)
-        )
+        captions, scene["caption_attributes"] = make_captions(scene, rng)
+        records.append(ImageRecord(key=f"{split}_{index:06d}", captions=captions, attributes=scene))
     preprocessing = {
         "generator": "t2igan.data.shapes",
         "version": GENERATOR_VERSION,

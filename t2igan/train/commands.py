@@ -190,7 +190,7 @@ def run_eval(args: argparse.Namespace) -> int:
             data,
             resolution,
             chosen,
-            EvalEncoders(TextEncoderPool(registry, device)),
+            encoders,  # with the plan's [encoders] / [probe] settings, as for a checkpoint
             registry,
             device,
             protocol.batch_size,

@@ -122,3 +122,28 @@ def test_render_through_the_split_interface(small):
     split = small["test"]
     assert split.load_image(0).size == (split.native_size, split.native_size)
     assert split.load_image(0, 32).mode == "RGB" and split.load_image(0, 32).size == (32, 32)
+
+
+def test_each_caption_lists_the_attributes_it_leaves_unstated(small):
+    """The probe scores a generated image only on what its caption says: background and size are named by
+    some templates and not others, colour and shape by all."""
+    import re
+
+    from t2igan.data.shapes import BACKGROUND_WORDS, SIZE_WORDS
+
+    def names(caption, words):
+        return any(re.search(rf"\b{w}\b", caption) for w in words)
+
+    checked = 0
+    for record in small["train"].records[:100]:
+        attrs = record.attributes
+        assert len(attrs["caption_attributes"]) == len(record.captions)
+        for caption, unstated in zip(record.captions, attrs["caption_attributes"], strict=True):
+            assert set(unstated.values()) <= {None}
+            assert "main_colour" not in unstated and "main_shape" not in unstated
+            assert ("background" in unstated) != names(caption, BACKGROUND_WORDS[attrs["background"]])
+            assert ("main_size" in unstated) != names(caption, SIZE_WORDS[attrs["main_size"]])
+            if attrs["object_count"] == 1:
+                assert "object_count" in unstated
+            checked += 1
+    assert checked == 1000
