@@ -51,6 +51,7 @@ def results_frame(records: list[RunRecord]) -> pd.DataFrame:
             "plan": record.plan,
             "dataset": record.dataset,
             "split_sha256": record.split.get("sha256", ""),
+            "train_split_sha256": (record.split.get("train") or {}).get("sha256", ""),
             "protocol": record.protocol.get("name", ""),
             "model": record.model,
             "preset": record.preset,
@@ -79,11 +80,17 @@ def results_frame(records: list[RunRecord]) -> pd.DataFrame:
     return frame
 
 
+def _split_id(row: pd.Series) -> str:
+    """The test split's sha256, and the train split's when recorded: runs trained on other data differ."""
+    train = row.get("train_split_sha256")
+    return row["split_sha256"] + (f"+{train}" if isinstance(train, str) and train else "")
+
+
 def _group_key(row: pd.Series) -> str:
     mode = row.get("prov_mode")
     return "|".join(
         str(x)
-        for x in (row["dataset"], row["split_sha256"], row["protocol"], mode if isinstance(mode, str) else "")
+        for x in (row["dataset"], _split_id(row), row["protocol"], mode if isinstance(mode, str) else "")
     )
 
 
@@ -93,11 +100,12 @@ def column_labels(results: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
     notes: list[str] = []
     finished = results.dropna(subset=["metric"])
     for dataset, part in finished.groupby("dataset", sort=True):
-        splits = sorted(set(part["split_sha256"]))
+        splits = sorted(set(part.apply(_split_id, axis=1)))
         protocols = sorted(set(part["protocol"]))
         if len(splits) > 1:
             notes.append(
-                f"{dataset}: runs used {len(splits)} different splits ({', '.join(s[:12] for s in splits)}); "
+                f"{dataset}: runs used {len(splits)} different splits "
+                f"({', '.join('+'.join(p[:12] for p in s.split('+')) for s in splits)}); "
                 "their values are kept in separate columns, never averaged together."
             )
         if len(protocols) > 1:
@@ -106,7 +114,7 @@ def column_labels(results: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
             _, sha, protocol, mode = group.split("|")
             label = dataset
             if len(splits) > 1:
-                label += f"[split {sha[:8]}]"
+                label += "[split " + "+".join(part[:8] for part in sha.split("+")) + "]"
             if len(protocols) > 1 or protocol == "quick":
                 label += f"[{protocol}]"
             labels[group] = label

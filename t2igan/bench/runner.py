@@ -143,14 +143,18 @@ class BenchRunner:
     def _check_same_split(self, key: RunKey, previous: RunRecord, folder: Path) -> None:
         """A finished record measured on another split (a changed generator, other files) must not be
         reused as if it belonged to this plan."""
-        current = self.dataset(key.dataset).test.sha256
-        recorded = previous.split.get("sha256")
-        if recorded and recorded != current:
-            raise T2IGanError(
-                f"{folder / 'record.json'} was measured on split sha256 {recorded[:12]}, but {key.dataset} "
-                f"now has {current[:12]}; results on different splits cannot share a table — "
-                "use a new --out folder (or delete that run folder to redo it)"
-            )
+        data = self.dataset(key.dataset)
+        recorded_train = (previous.split.get("train") or {}).get("sha256")
+        for which, current, recorded in (
+            ("test", data.test.sha256, previous.split.get("sha256")),
+            ("train", data.train.sha256, recorded_train),
+        ):
+            if recorded and recorded != current:
+                raise T2IGanError(
+                    f"{folder / 'record.json'} was measured with {which} split sha256 {recorded[:12]}, but "
+                    f"{key.dataset} now has {current[:12]}; results on different splits cannot share a "
+                    "table — use a new --out folder (or delete that run folder to redo it)"
+                )
 
     def _execute(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> None:
         data = self.dataset(key.dataset)

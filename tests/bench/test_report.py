@@ -172,3 +172,13 @@ def test_chance_and_real_image_levels_are_noted_beside_the_table(tmp_path):
     assert "shapes levels (chance / real test images): probe_main_colour 0.167 / 0.990" in report.notes
     assert "probe_main_colour 0.167 / 0.990" in (tmp_path / "table.md").read_text()
     assert report.results["prov_chance"].notna().sum() == 1
+
+
+def test_runs_trained_on_other_data_are_not_averaged_either(tmp_path):
+    for seed, (train, fid) in enumerate((("c" * 64, 10.0), ("d" * 64, 50.0))):
+        record = make_record("dfgan", seed, fid, 0.5)
+        record.split = {**record.split, "train": {"sha256": train}}
+        write_record(run_dir(tmp_path, "shapes", "dfgan", seed), record)
+    report = build_report(tmp_path)
+    columns = [c for c in report.table.columns if c.endswith("fid[standard]/mean")]
+    assert len(columns) == 2 and sorted(report.table.loc[0, columns]) == [10.0, 50.0]

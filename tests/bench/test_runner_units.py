@@ -71,6 +71,12 @@ def test_a_finished_run_on_another_split_is_refused(tmp_path):
     runner = BenchRunner(plan, registry, torch.device("cpu"), progress=False)
     with pytest.raises(T2IGanError, match="cannot share a table"):
         runner.run_one(key, "[1/1]")
+    # the same test split but other training data: refused as well
+    test_sha = runner.dataset(key.dataset).test.sha256
+    old.split = {"sha256": test_sha, "train": {"sha256": "1" * 64}}
+    write_record(folder, old)
+    with pytest.raises(T2IGanError, match="train split sha256 111111111111"):
+        runner.run_one(key, "[1/1]")
 
 
 class IndexTable:
