@@ -147,6 +147,22 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_inception_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--inception-weights",
+        default=None,
+        metavar="FILE",
+        help="local Inception weights for FID/KID/IS/PR (default: $T2IGAN_WEIGHTS, else the back-end's download)",
+    )
+    p.add_argument(
+        "--fid-reference",
+        action="append",
+        default=[],
+        metavar="DATASET=NPZ",
+        help="official reference statistics (e.g. cub=bird_val256_FIDK0.npz); needs --fid-mode paper",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="t2igan",
@@ -176,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=int, default=None, help="train each run for N epochs")
     p.add_argument("--protocol", choices=("paper", "quick"), default=None, help="evaluation protocol")
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default=None)
+    _add_inception_flags(p)
     p.add_argument("--out", default=None, help="output folder (default: runs/<plan name>)")
     p.add_argument("--root", action="append", default=[], metavar="DATASET=PATH", help="dataset root folders")
     p.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun DDP)")
@@ -204,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="quick")
     p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default="standard")
+    _add_inception_flags(p)
     p.add_argument("--out", default=None, help="write the values (JSON) here")
     p.add_argument(
         "--plan", default=None, help="take the [encoders] and [probe] settings from this plan file"

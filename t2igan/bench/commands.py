@@ -21,6 +21,7 @@ FLAG_FIELDS = (
     "epochs",
     "protocol",
     "fid_mode",
+    "inception_weights",
     "out",
     "device",
 )
@@ -30,6 +31,8 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
     fields: dict[str, Any] = {name: getattr(args, name, None) for name in FLAG_FIELDS}
     if args.root:
         fields["roots"] = list(args.root)
+    if getattr(args, "fid_reference", None):
+        fields["fid_reference"] = list(args.fid_reference)
     if args.plan:
         return load_plan_file(args.plan, fields)
     return make_plan({k: v for k, v in fields.items() if v not in (None, [])})

@@ -102,6 +102,24 @@ def make_generate(
     return generate
 
 
+INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall")
+
+
+def inception_configs(
+    fid_mode: str, weights: str | None = None, reference_npz: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Metric configs of the Inception-based metrics: FID's mode, a local weights file for all of them, and
+    the official reference statistics for a `paper`-mode FID."""
+    configs: dict[str, dict[str, Any]] = {name: {} for name in INCEPTION_METRICS}
+    configs["fid"]["mode"] = fid_mode
+    if weights:
+        for config in configs.values():
+            config["weights"] = weights
+    if reference_npz:
+        configs["fid"]["reference_npz"] = reference_npz
+    return configs
+
+
 def evaluate_model(
     model: GANModel,
     text: TextHandle,
@@ -115,6 +133,8 @@ def evaluate_model(
     fid_mode: str = "standard",
     progress: bool = True,
     metrics: Sequence[str] | None = None,
+    inception_weights: str | None = None,
+    fid_reference: str | None = None,
 ) -> tuple[list[MetricRecord], EvalResult]:
     """Score `model` on the dataset's test split by `protocol`; the samples evaluated are written to
     `folder/eval_samples.json` so that a number can be traced to the captions and noise behind it."""
@@ -132,7 +152,7 @@ def evaluate_model(
             protocol,
             context,
             metrics=metrics,
-            metric_configs={"fid": {"mode": fid_mode}},
+            metric_configs=inception_configs(fid_mode, inception_weights, fid_reference),
             registry=registry,
             progress=progress,
         )

@@ -30,6 +30,8 @@ PLAN_FIELDS = (
     "epochs",
     "protocol",
     "fid_mode",
+    "inception_weights",
+    "fid_reference",
     "roots",
     "device",
     "eval_seed",
@@ -76,6 +78,10 @@ class BenchPlan:
     budget: Budget
     protocol: str = "paper"
     fid_mode: str = "standard"
+    inception_weights: str | None = None  # a local Inception file for FID/KID/IS/PR (else resolved)
+    fid_reference: dict[str, str] = field(
+        default_factory=dict
+    )  # dataset -> official *_FIDK0.npz (paper mode)
     roots: dict[str, str] = field(default_factory=dict)
     device: str | None = None
     eval_seed: int = 100
@@ -140,7 +146,8 @@ def _positive(value: Any, flag: str) -> int:
     return number
 
 
-def _roots(value: Any) -> dict[str, str]:
+def _roots(value: Any, flag: str = "--root") -> dict[str, str]:
+    """DATASET=PATH pairs, from a TOML table or from repeated flags."""
     if value is None:
         return {}
     if isinstance(value, Mapping):
@@ -149,7 +156,7 @@ def _roots(value: Any) -> dict[str, str]:
     for item in value:
         name, eq, path = str(item).partition("=")
         if not eq or not name or not path:
-            raise ConfigError(f"--root {item!r}: expected DATASET=PATH, e.g. cub=/data/birds")
+            raise ConfigError(f"{flag} {item!r}: expected DATASET=PATH, e.g. cub=/data/birds")
         roots[name.strip()] = path.strip()
     return roots
 
@@ -173,6 +180,12 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
     if fid_mode not in ("standard", "clean", "paper"):
         raise ConfigError(f"{source}: fid_mode {fid_mode!r}: expected standard, clean or paper")
     name = fields.get("name") or f"{'-'.join(datasets)}-{budget.name}"
+    fid_reference = _roots(fields.get("fid_reference"), "fid_reference")
+    if fid_reference and fid_mode != "paper":
+        raise ConfigError(
+            f"{source}: fid_reference gives official reference statistics, which only fid_mode 'paper' "
+            f"computes comparable features for; fid_mode is {fid_mode!r}"
+        )
     return BenchPlan(
         name=name,
         models=[] if models_text == "all" else parse_model_list(models_text),
@@ -181,6 +194,8 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         budget=budget,
         protocol=protocol,
         fid_mode=fid_mode,
+        inception_weights=None if not fields.get("inception_weights") else str(fields["inception_weights"]),
+        fid_reference=fid_reference,
         roots=_roots(fields.get("roots")),
         device=fields.get("device"),
         eval_seed=int(fields.get("eval_seed", 100)),

@@ -140,6 +140,14 @@ class BenchRunner:
         write_record(folder, record)
         return record
 
+    def _inception_settings(self, dataset: str) -> dict[str, Any]:
+        """FID mode, local Inception weights and the dataset's official reference statistics, if given."""
+        return {
+            "fid_mode": self.plan.fid_mode,
+            "inception_weights": self.plan.inception_weights,
+            "fid_reference": self.plan.fid_reference.get(dataset.split(":", 1)[0]),
+        }
+
     def _check_same_split(self, key: RunKey, previous: RunRecord, folder: Path) -> None:
         """A finished record measured on another split (a changed generator, other files) must not be
         reused as if it belonged to this plan."""
@@ -224,8 +232,8 @@ class BenchRunner:
             self.device,
             size,
             folder,
-            fid_mode=self.plan.fid_mode,
             progress=self.progress,
+            **self._inception_settings(key.dataset),
         )
         throughput_text = text.encode(fixed_captions(data.test, resolved.preset.batch_size), self.device)
         record.costs = run_costs(model, result, inference_throughput(model, throughput_text, self.device))
@@ -253,7 +261,16 @@ class BenchRunner:
             if step % every:
                 return
             metrics, _ = evaluate_model(
-                model, text, data, quick, self.eval_encoders, self.registry, self.device, size, progress=False
+                model,
+                text,
+                data,
+                quick,
+                self.eval_encoders,
+                self.registry,
+                self.device,
+                size,
+                progress=False,
+                **self._inception_settings(data.label),
             )
             lines = [
                 {"step": step, "metric": m.name, "value": m.value}

@@ -172,7 +172,7 @@ def _check_encoder(path: str | Path, recorded: dict[str, Any], text: TextHandle)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from t2igan.bench.evaluation import EvalEncoders, eval_context, evaluate_model
+    from t2igan.bench.evaluation import EvalEncoders, eval_context, evaluate_model, inception_configs
     from t2igan.metrics.evaluate import evaluate_folder
 
     registry = _registry()
@@ -196,7 +196,13 @@ def run_eval(args: argparse.Namespace) -> int:
             protocol.batch_size,
         )
         result = evaluate_folder(
-            source, data.test.records, protocol, context, chosen, {"fid": {"mode": args.fid_mode}}, registry
+            source,
+            data.test.records,
+            protocol,
+            context,
+            chosen,
+            inception_configs(args.fid_mode, args.inception_weights, _fid_reference(args, data.name)),
+            registry,
         )
         values = [v.as_dict() for v in result.values]
     elif source.is_file():
@@ -215,6 +221,8 @@ def run_eval(args: argparse.Namespace) -> int:
             image_size(resolved),
             fid_mode=args.fid_mode,
             metrics=metrics,
+            inception_weights=args.inception_weights,
+            fid_reference=_fid_reference(args, data.name),
         )
         values = [r.__dict__ for r in records]
     else:
@@ -264,6 +272,14 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------- convert
+
+
+def _fid_reference(args: argparse.Namespace, dataset: str) -> str | None:
+    """`--fid-reference DATASET=NPZ` for this dataset (checked like a plan's `fid_reference`)."""
+    from t2igan.bench.plan import make_plan
+
+    plan = make_plan({"fid_mode": args.fid_mode, "fid_reference": list(args.fid_reference or [])}, "flags")
+    return plan.fid_reference.get(dataset)
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -49,6 +49,8 @@ def test_plan_file_with_flag_overrides(tmp_path):
         ({"roots": ["cub"]}, "--root 'cub': expected DATASET=PATH"),
         ({"protocol": "full"}, "protocol 'full'"),
         ({"modles": "dfgan"}, "unknown plan field(s) modles"),
+        ({"fid_reference": ["cub=/r.npz"]}, "only fid_mode 'paper'"),
+        ({"fid_mode": "paper", "fid_reference": ["cub"]}, "fid_reference 'cub': expected DATASET=PATH"),
     ],
 )
 def test_bad_fields_name_the_flag(fields, message):
@@ -63,3 +65,28 @@ def test_missing_or_invalid_plan_file(tmp_path):
     bad.write_text("models = [dfgan")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_plan_file(bad)
+
+
+def test_official_fid_statistics_and_inception_weights_reach_the_fid_metric(tmp_path):
+    from t2igan.bench.evaluation import inception_configs
+    from t2igan.bench.runner import BenchRunner
+
+    path = tmp_path / "cub.toml"
+    path.write_text(
+        'data = "cub"\nfid_mode = "paper"\ninception_weights = "/w/inception_v3_google-0cc3c7bd.pth"\n'
+        '[fid_reference]\ncub = "/stats/bird_val256_FIDK0.npz"\n'
+    )
+    plan = load_plan_file(path)
+    assert plan.fid_reference == {"cub": "/stats/bird_val256_FIDK0.npz"}
+    runner = type("PlanOnly", (), {"plan": plan})()  # the settings depend on the plan alone
+    settings = BenchRunner._inception_settings(runner, "cub:size=x")
+    configs = inception_configs(
+        settings["fid_mode"], settings["inception_weights"], settings["fid_reference"]
+    )
+    assert configs["fid"] == {
+        "mode": "paper",
+        "weights": "/w/inception_v3_google-0cc3c7bd.pth",
+        "reference_npz": "/stats/bird_val256_FIDK0.npz",
+    }
+    assert configs["kid"] == {"weights": "/w/inception_v3_google-0cc3c7bd.pth"}
+    assert BenchRunner._inception_settings(runner, "coco")["fid_reference"] is None
