@@ -40,8 +40,8 @@ class DeepFusion(FusionBlock):
         self.affine1 = Affine(cond_dim, channels)
 
     def forward(self, h: Tensor, cond: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        h = F.leaky_relu(self.affine0(h, cond), LEAKY_SLOPE)
-        return F.leaky_relu(self.affine1(h, cond), LEAKY_SLOPE), state
+        h = F.leaky_relu(self.affine0(h, cond), LEAKY_SLOPE, inplace=True)  # the affine's fresh output
+        return F.leaky_relu(self.affine1(h, cond), LEAKY_SLOPE, inplace=True), state
 
 
 class BatchSequenceAffine(nn.Module):
@@ -83,8 +83,8 @@ class BatchSequenceFusion(FusionBlock):
         self.affine1 = BatchSequenceAffine(cond_dim, channels, hidden)
 
     def forward(self, h: Tensor, cond: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        h = F.leaky_relu(self.affine0(h, cond), LEAKY_SLOPE)
-        return F.leaky_relu(self.affine1(h, cond), LEAKY_SLOPE), state
+        h = F.leaky_relu(self.affine0(h, cond), LEAKY_SLOPE, inplace=True)  # the affine's fresh output
+        return F.leaky_relu(self.affine1(h, cond), LEAKY_SLOPE, inplace=True), state
 
 
 # ---------------------------------------------------------------------------------------------- convs
