@@ -98,8 +98,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     if not rows:
-        print("no models registered" + (f" matching {args.pattern!r}" if args.pattern else ""))
-        return 0
+        if not args.pattern:
+            print("no models registered")
+            return 0
+        import difflib
+
+        close = difflib.get_close_matches(args.pattern, sorted(registry.models), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"t2igan models: no model matches {args.pattern!r}{hint}", file=sys.stderr)
+        return 1
     header = f"{'model.preset':<24} {'dataset':<12} {'size':>5} {'G params':>13} {'D params':>13} {'C params':>11}  license"
     print(header)
     for row in rows:

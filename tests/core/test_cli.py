@@ -33,3 +33,9 @@ def test_a_bad_plan_file_names_the_file_and_the_field(tmp_path):
     assert result.returncode == 2
     assert f"plan file {plan}: unknown plan field(s) budgte" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_pattern_that_matches_nothing_fails_with_a_suggestion():
+    result = run_cli("models", "dfgna", "--no-counts")
+    assert result.returncode == 1
+    assert "no model matches 'dfgna'; did you mean 'dfgan'?" in result.stderr
