@@ -1,0 +1,308 @@
+"""Numerical parity of our GALIP / RATLIP with the official networks, on the same random weights.
+
+For each checkout given, the official NetG, NetD and NetC (`models/GALIP.py` of tobran/GALIP,
+`models/RATLIP.py` of OxygenLu/RATLIP) are imported from the user's `code/` folder (nothing of them is
+copied here) and built at the sizes of that checkout's `cfg/birds.yml` around an OpenAI-`clip` ViT-B/32
+of random weights. Every tensor of theirs that starts as a constant (LayerNorm/BatchNorm affines,
+BatchNorm statistics, the zero-initialised last layers of the affines, Mate-D's γ/β, the Shuffle
+Attention gates, attention biases) is then perturbed from a fixed seed, so no branch of the computation
+is trivially the identity or zero. Their state dicts are saved as an official checkpoint
+`{'model': {'netG', 'netD', 'netC'}}`, loaded with our converter (`load_official`, which also checks
+netG's copy of the CLIP against ours) into our model at the paper preset (`galip.cub` / `ratlip.cub`),
+whose CLIP is open_clip's ViT-B-32 carrying the same OpenAI-layout weights (read as
+t2igan/text/clip.py reads OpenAI's file). Both sides run in eval mode, fp32, on CPU, on the same inputs:
+
+    CLIP text        their CLIP_TXT_ENCODER vs our encoder's `encode` on the same token ids
+    CLIP image maps  their CLIP_IMG_ENCODER vs our `image_features` (patch maps at blocks 1, 4, 8)
+    CLIP image emb   the projected CLS of the same
+    netG             the same noise and sentence embedding
+    netD             the same CLIP maps (theirs)
+    netC             the same netD features (theirs) and sentences
+    D end to end     images -> CLIP -> netD -> netC against our discriminator(images, sentence)
+
+and the maximum absolute difference is printed per network, with the output's scale. Run:
+
+    python benchmarks/official_parity.py --galip /path/to/GALIP/code --ratlip /path/to/RATLIP/code
+
+Workarounds applied at import time only (the checkouts are not modified):
+  * their `lib/utils.py` imports `easydict` at the top (used only to read cfg files); when it is not
+    installed a minimal stand-in module (a dict with attribute access) is put in `sys.modules`;
+  * the OpenAI `clip` package's `__init__` imports `pkg_resources`, absent from recent setuptools; its
+    `clip/model.py` (which imports only torch and numpy) is therefore loaded directly from the file;
+  * RATLIP.py imports `fightingcv_attention.attention.ShuffleAttention`. Install the real package apart
+    from the project (`pip install --no-deps --target DIR fightingcv-attention==1.0.0`, then
+    `PYTHONPATH=DIR`). Only when it cannot be imported is a stand-in built from our
+    t2igan/nn/shuffle_attention.py used; the script then says so, and the Shuffle Attention is no longer
+    checked independently.
+Neither models file calls `.cuda()`; the official NetG / NetD / NetC need no patching on CPU.
+Both repositories name their packages `models` and `lib`: they are dropped from `sys.modules` between
+the two checkouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import tempfile
+import types
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from t2igan.models import build_model, parse_model_ref, resolve
+from t2igan.nn.interfaces import BuildContext
+from t2igan.registry import get_registry
+from t2igan.text.clip import CLIPSource, CLIPTextImageEncoder, build_open_clip_model, openai_config
+
+# OpenAI clip/model.py CLIP(...) for ViT-B/32: embed 512, 224 px, 12 x 768 visual, patch 32, context 77,
+# vocabulary 49408, text 512 wide with 8 heads and 12 layers (what build_model infers from its weights)
+VIT_B32 = dict(
+    embed_dim=512,
+    image_resolution=224,
+    vision_layers=12,
+    vision_width=768,
+    vision_patch_size=32,
+    context_length=77,
+    vocab_size=49408,
+    transformer_width=512,
+    transformer_heads=8,
+    transformer_layers=12,
+)
+SOT, EOT = 49406, 49407  # the BPE vocabulary's start / end-of-text ids
+CLIP_COPY = "mapping.CLIP_ViT."
+CONSTANT_MATRIX_NOISE, CONSTANT_VECTOR_NOISE = 0.02, 0.1
+
+
+# ------------------------------------------------------------------------------------ official imports
+
+
+def _standin_easydict() -> None:
+    if importlib.util.find_spec("easydict") is not None:
+        return
+
+    class EasyDict(dict):
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self[name]
+            except KeyError as exc:
+                raise AttributeError(name) from exc
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            self[name] = value
+
+    module = types.ModuleType("easydict")
+    module.EasyDict = EasyDict
+    sys.modules["easydict"] = module
+
+
+def _standin_shuffle_attention() -> bool:
+    """Make `fightingcv_attention.attention.ShuffleAttention` importable; False when it is our stand-in."""
+    try:
+        importlib.import_module("fightingcv_attention.attention.ShuffleAttention")
+        return True
+    except ImportError:
+        pass
+    from t2igan.nn.shuffle_attention import ShuffleAttention as Ours
+
+    class ShuffleAttention(Ours):  # the package's signature: (channel=512, reduction=16, G=8)
+        def __init__(self, channel: int = 512, reduction: int = 16, G: int = 8):  # noqa: N803
+            super().__init__(channel, G)
+
+    names = ("fightingcv_attention", "fightingcv_attention.attention")
+    for name in names:
+        sys.modules[name] = types.ModuleType(name)
+    leaf = types.ModuleType("fightingcv_attention.attention.ShuffleAttention")
+    leaf.ShuffleAttention = ShuffleAttention
+    leaf.__all__ = ["ShuffleAttention"]
+    sys.modules[leaf.__name__] = leaf
+    return False
+
+
+def import_official(code_dir: Path, module: str) -> types.ModuleType:
+    """`models.<module>` of a checkout's `code/` folder, with the checkout's own `lib`."""
+    if not (code_dir / "models" / f"{module}.py").is_file():
+        sys.exit(f"{code_dir}: expected the `code` folder of the checkout, holding models/{module}.py")
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("models", "lib"):
+            del sys.modules[name]
+    sys.path.insert(0, str(code_dir))
+    try:
+        return importlib.import_module(f"models.{module}")
+    finally:
+        sys.path.remove(str(code_dir))
+
+
+def openai_clip_model_module() -> types.ModuleType:
+    spec = importlib.util.find_spec("clip")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("the OpenAI `clip` package (openai-clip) is needed to build the official side's CLIP")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model.py"
+    loaded = importlib.util.spec_from_file_location("_openai_clip_model", path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------------ weights
+
+
+def perturb_constants(
+    named: Iterable[tuple[str, Tensor]], generator: torch.Generator, skip: Callable[[str], bool]
+) -> None:
+    """Give every tensor that starts as a constant random values near it (BN statistics plausible)."""
+    with torch.no_grad():
+        for name, tensor in named:
+            if skip(name) or not tensor.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
+            elif tensor.numel() == 1 or bool(tensor.max() == tensor.min()):
+                scale = CONSTANT_MATRIX_NOISE if tensor.dim() >= 2 else CONSTANT_VECTOR_NOISE
+                tensor.add_(scale * torch.randn(tensor.shape, generator=generator))
+
+
+def named_tensors(module: nn.Module) -> list[tuple[str, Tensor]]:
+    return [*module.named_parameters(), *module.named_buffers()]
+
+
+def random_openai_clip(clip_model: types.ModuleType, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    model = clip_model.CLIP(**VIT_B32).float().eval()
+    perturb_constants(named_tensors(model), torch.Generator().manual_seed(seed), lambda name: False)
+    return model
+
+
+def our_clip(openai_model: nn.Module) -> CLIPTextImageEncoder:
+    """open_clip's ViT-B-32 holding the OpenAI-layout weights, as t2igan.text.clip.load_clip builds it."""
+    state = {k: v.detach().clone() for k, v in openai_model.state_dict().items()}
+    config = openai_config(state)
+    model = build_open_clip_model(config, None, state, "random OpenAI-layout ViT-B/32")
+    source = CLIPSource(name="ViT-B-32", pretrained="random (parity)", model_config=config)
+    return CLIPTextImageEncoder(model, None, "paper", source).freeze()
+
+
+def random_tokens(batch: int, generator: torch.Generator) -> Tensor:
+    tokens = torch.zeros(batch, VIT_B32["context_length"], dtype=torch.long)
+    for row in range(batch):
+        length = int(torch.randint(5, 30, (1,), generator=generator))
+        tokens[row, 0] = SOT
+        tokens[row, 1 : length + 1] = torch.randint(1, SOT, (length,), generator=generator)
+        tokens[row, length + 1] = EOT
+    return tokens
+
+
+# ---------------------------------------------------------------------------------------- comparison
+
+
+def compare(name: str, ours: Tensor, theirs: Tensor) -> float:
+    ours, theirs = ours.detach().float().reshape(theirs.shape), theirs.detach().float()
+    diff = float((ours - theirs).abs().max())
+    scale = float(theirs.abs().max())
+    print(f"  {name:<16} max |ours - official| = {diff:.3e}   (max |official| = {scale:.3e})")
+    return diff
+
+
+def parity(
+    model_name: str,
+    code_dir: Path,
+    module: str,
+    batch: int,
+    seed: int,
+    clip_model: types.ModuleType,
+    standins: list[str],
+) -> dict[str, float]:
+    official = import_official(code_dir, module)
+    cfg = yaml.safe_load((code_dir / "cfg" / "birds.yml").read_text())
+    nf, z_dim, cond_dim = int(cfg["nf"]), int(cfg["z_dim"]), int(cfg["cond_dim"])
+    imsize, ch_size = int(cfg["imsize"]), int(cfg["ch_size"])
+
+    openai_model = random_openai_clip(clip_model, seed)
+    torch.manual_seed(seed + 1)
+    net_g = official.NetG(nf, z_dim, cond_dim, imsize, ch_size, False, openai_model)
+    net_d = official.NetD(nf, imsize, ch_size, False)
+    net_c = official.NetC(nf, cond_dim, False)
+    generator = torch.Generator().manual_seed(seed + 2)
+    for net in (net_g, net_d, net_c):
+        perturb_constants(named_tensors(net), generator, lambda name: name.startswith(CLIP_COPY))
+        net.eval()
+    image_encoder = official.CLIP_IMG_ENCODER(openai_model).eval()
+    text_encoder = official.CLIP_TXT_ENCODER(openai_model).eval()
+
+    encoder = our_clip(openai_model)
+    registry = get_registry()
+    ours = build_model(
+        resolve(parse_model_ref(f"{model_name}.cub"), registry), BuildContext(registry, encoder)
+    )
+    load_official = importlib.import_module(f"plugins.{model_name}.convert").load_official
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state_epoch_000.pth"
+        nets = {"netG": net_g.state_dict(), "netD": net_d.state_dict(), "netC": net_c.state_dict()}
+        torch.save({"model": nets, "epoch": 0}, path)
+        load_official(ours, path)  # checks netG's CLIP copy against `encoder` too
+    ours.eval()
+
+    inputs = torch.Generator().manual_seed(seed + 3)
+    tokens = random_tokens(batch, inputs)
+    noise = torch.randn(batch, z_dim, generator=inputs)
+    images = torch.rand(batch, 3, imsize, imsize, generator=inputs) * 2 - 1
+    standin = f"  [stand-ins: {', '.join(standins)}]" if standins else ""
+    print(f"{model_name} ({code_dir}): batch {batch}, seed {seed}, fp32, CPU, eval{standin}")
+    results: dict[str, float] = {}
+    with torch.no_grad():
+        sentence, _ = text_encoder(tokens)
+        results["CLIP text"] = compare("CLIP text", encoder.encode({"tokens": tokens}).sentence, sentence)
+        their_maps, their_embedding = image_encoder(images)
+        our_maps, our_embedding = encoder.image_features(images)
+        results["CLIP image maps"] = compare("CLIP image maps", our_maps, their_maps)
+        results["CLIP image emb"] = compare("CLIP image emb", our_embedding, their_embedding)
+        results["netG"] = compare("netG", ours.generator(noise, sentence), net_g(noise, sentence, eval=True))
+        their_features = net_d(their_maps)
+        results["netD"] = compare("netD", ours.discriminator.backbone(their_maps), their_features)
+        their_logits = net_c(their_features, sentence)
+        results["netC"] = compare("netC", ours.discriminator.head(their_features, sentence), their_logits)
+        end_to_end = net_c(net_d(image_encoder(images)[0]), sentence)
+        results["D end to end"] = compare("D end to end", ours.discriminator(images, sentence), end_to_end)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--galip", type=Path, help="tobran/GALIP checkout's code/ folder")
+    parser.add_argument("--ratlip", type=Path, help="OxygenLu/RATLIP checkout's code/ folder")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tol", type=float, default=1e-4, help="the bound for the generator (fp32)")
+    args = parser.parse_args()
+    if args.galip is None and args.ratlip is None:
+        parser.error("give --galip and/or --ratlip")
+    torch.set_num_threads(args.threads)
+    _standin_easydict()
+    clip_model = openai_clip_model_module()
+
+    failed = []
+    for name, code_dir, module in (("galip", args.galip, "GALIP"), ("ratlip", args.ratlip, "RATLIP")):
+        if code_dir is None:
+            continue
+        standins = []
+        if name == "ratlip" and not _standin_shuffle_attention():
+            standins.append("fightingcv ShuffleAttention <- t2igan.nn.shuffle_attention (not checked)")
+            print("WARNING: fightingcv_attention is not importable; using our ShuffleAttention on both sides")
+        results = parity(name, code_dir, module, args.batch, args.seed, clip_model, standins)
+        if results["netG"] > args.tol:
+            failed.append(f"{name} netG {results['netG']:.3e}")
+    if failed:
+        sys.exit(f"generator outputs differ by more than {args.tol:g}: {'; '.join(failed)}")
+    print(f"generator outputs equal within {args.tol:g}")
+
+
+if __name__ == "__main__":
+    main()
