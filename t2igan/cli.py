@@ -209,12 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one model on one dataset")
     p.add_argument("--model", required=True, help="model reference, e.g. dfgan, dfgan.tiny, dfgan:fusion=rat")
-    p.add_argument("--data", default="shapes")
+    p.add_argument("--data", default="shapes", help="dataset reference, e.g. shapes or shapes:size=small")
     p.add_argument("--preset", default=None, help="preset name (default: the model's default preset)")
     p.add_argument("--root", default=None, help="dataset folder")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (default: the preset's max_epoch epochs, else 300)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="train for N epochs instead of --steps")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--out", default=None, help="run folder (default: runs/train/<data>/<model>/seed<k>)")
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
     p.add_argument("--plan", default=None, help="take the [encoders] settings from this plan file")
@@ -224,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score a checkpoint or a folder of images against a dataset split")
     p.add_argument("source", help="a checkpoint (.pt) or a folder of images")
     p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; shapes for a folder)")
-    p.add_argument("--root", default=None)
-    p.add_argument("--protocol", default="quick")
+    p.add_argument("--root", default=None, help="dataset folder (real datasets)")
+    p.add_argument("--protocol", default="quick", help="evaluation protocol: quick (default) or paper")
     p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default="standard")
     _add_inception_flags(p)
@@ -240,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", required=True, help="a checkpoint written by `t2igan train` or `t2igan convert`")
     p.add_argument("--text", action="append", required=True, help="a caption (repeat for several)")
     p.add_argument("--n", type=int, default=8, help="images per caption")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--out", default="samples.png")
     p.add_argument("--root", default=None, help="dataset folder (official DAMSM: its captions pickle)")
     p.add_argument(
@@ -260,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--root", default=None, help="dataset folder")
     q.set_defaults(func=cmd_data_check)
     q = data_sub.add_parser("prepare", help="pre-process images into the training cache")
-    q.add_argument("name")
-    q.add_argument("--root", default=None)
+    q.add_argument("name", help="dataset name (see `t2igan plugins`)")
+    q.add_argument("--root", default=None, help="dataset folder")
     q.add_argument("--splits", default=None, help="comma list (default: all)")
     q.add_argument("--resolution", type=int, default=None, help="image size (default: the dataset's)")
     q.set_defaults(func=cmd_data_prepare)
@@ -274,9 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain-encoder", help="pre-train a text encoder (DAMSM pair or small CLIP)")
     p.add_argument("kind", choices=("damsm", "clip"))
-    p.add_argument("--data", default="shapes")
-    p.add_argument("--root", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--data", default="shapes", help="dataset whose training captions and images it learns from"
+    )
+    p.add_argument("--root", default=None, help="dataset folder (real datasets)")
+    p.add_argument("--seed", type=int, default=0, help="pre-training seed")
     p.add_argument("--out", default=None, help="output file (default: the encoder cache)")
     p.add_argument(
         "--config",
