@@ -292,22 +292,21 @@ def run_convert(args: argparse.Namespace) -> int:
     resolved = resolve(ref, registry)
     states = spec.convert(args.checkpoint)
     model = build_model(resolved, BuildContext(registry, None, torch.device("cpu")))
-    for part, state in states.items():
-        module = getattr(model, part, None)
-        if module is None:
-            raise T2IGanError(
-                f"{spec.name} converter returned a {part!r} state, but the model has no such part"
-            )
-        result = module.load_state_dict(state, strict=False)
-        # parts our checkpoints never hold (GALIP's frozen CLIP) are loaded from their own weights later
-        missing = [
-            k for k in result.missing_keys if not f"{part}.{k}".startswith(model.excluded_state_prefixes)
-        ]
-        if missing or result.unexpected_keys:
-            raise T2IGanError(
-                f"{args.checkpoint}: does not fit {resolved.label} {part}: missing {missing[:10]}, "
-                f"unexpected {result.unexpected_keys[:10]}"
-            )
+    unknown = [part for part in states if not isinstance(getattr(model, part, None), torch.nn.Module)]
+    if unknown:
+        raise T2IGanError(
+            f"{spec.name} converter returned states for {unknown}, parts the model does not have"
+        )
+    whole = {  # a part the release does not hold (a G-only file) keeps the built model's weights
+        key: value
+        for key, value in model.checkpoint_states()["model"].items()
+        if key.split(".")[0] not in states
+    }
+    whole.update({f"{part}.{key}": value for part, state in states.items() for key, value in state.items()})
+    try:  # strict on everything our checkpoints hold; frozen parts (GALIP's CLIP) load from their own weights
+        model.load_checkpoint_states({"model": whole})
+    except T2IGanError as exc:
+        raise T2IGanError(f"{args.checkpoint}: does not fit {resolved.label}: {exc}") from exc
     from t2igan.weights import sha256_file
 
     info = {
