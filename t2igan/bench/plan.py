@@ -161,6 +161,17 @@ def _roots(value: Any, flag: str = "--root") -> dict[str, str]:
     return roots
 
 
+def fid_references(value: Any, fid_mode: str, source: str = "flags") -> dict[str, str]:
+    """`fid_reference` (a table, or DATASET=NPZ items): official statistics, valid for `paper` FID only."""
+    references = _roots(value, "fid_reference")
+    if references and fid_mode != "paper":
+        raise ConfigError(
+            f"{source}: fid_reference gives official reference statistics, which only fid_mode 'paper' "
+            f"computes comparable features for; fid_mode is {fid_mode!r}"
+        )
+    return references
+
+
 def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
     """A plan from flag values or a TOML table; defaults give the embedded `shapes` smoke benchmark."""
     unknown = sorted(set(fields) - set(PLAN_FIELDS))
@@ -180,12 +191,7 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
     if fid_mode not in ("standard", "clean", "paper"):
         raise ConfigError(f"{source}: fid_mode {fid_mode!r}: expected standard, clean or paper")
     name = fields.get("name") or f"{'-'.join(datasets)}-{budget.name}"
-    fid_reference = _roots(fields.get("fid_reference"), "fid_reference")
-    if fid_reference and fid_mode != "paper":
-        raise ConfigError(
-            f"{source}: fid_reference gives official reference statistics, which only fid_mode 'paper' "
-            f"computes comparable features for; fid_mode is {fid_mode!r}"
-        )
+    fid_reference = fid_references(fields.get("fid_reference"), fid_mode, source)
     return BenchPlan(
         name=name,
         models=[] if models_text == "all" else parse_model_list(models_text),

@@ -276,10 +276,9 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def _fid_reference(args: argparse.Namespace, dataset: str) -> str | None:
     """`--fid-reference DATASET=NPZ` for this dataset (checked like a plan's `fid_reference`)."""
-    from t2igan.bench.plan import make_plan
+    from t2igan.bench.plan import fid_references
 
-    plan = make_plan({"fid_mode": args.fid_mode, "fid_reference": list(args.fid_reference or [])}, "flags")
-    return plan.fid_reference.get(dataset)
+    return fid_references(args.fid_reference or None, args.fid_mode).get(dataset)
 
 
 def run_convert(args: argparse.Namespace) -> int:
