@@ -7,6 +7,7 @@ Deterministic from a seed; needs nothing on disk. Some (colour, shape) pairs nev
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -228,9 +229,14 @@ TEMPLATE_ATTRIBUTES = {  # which probe attribute each template field states
 
 def unstated_attributes(template: str) -> dict[str, None]:
     """The probe attributes a template does not state, mapped to None (a single-object scene's count
-    is never stated: no caption says "alone")."""
+    is never stated: no caption says "alone"). A fresh dict per caption; the parse is done once."""
+    return dict.fromkeys(_unstated(template))
+
+
+@functools.cache
+def _unstated(template: str) -> tuple[str, ...]:
     stated = {TEMPLATE_ATTRIBUTES[field] for _, field, _, _ in string.Formatter().parse(template) if field}
-    return {name: None for name in ATTRIBUTE_CLASSES if name not in stated}
+    return tuple(name for name in ATTRIBUTE_CLASSES if name not in stated)
 
 
 _ARTICLE = re.compile(r"\ba ([aeiou])")  # "a orange" -> "an orange"

@@ -170,18 +170,19 @@ class CLIPScoreMetric:
         pairs = [(i, c) for i, c in self.pairs if i >= 0][:REFERENCE_PAIRS]
         if real is None or len(real) == 0 or len(pairs) < 2:
             return {}
-        captions = [c for _, c in pairs]
-        others = captions[1:] + captions[:1]  # each image with the next pair's caption
-        matched, mismatched = [], []
-        for start in range(0, len(pairs), 64):
-            index = [i for i, _ in pairs[start : start + 64]]
-            chunk = real[index] if hasattr(real, "shape") else [real[i] for i in index]
-            images = to_float(chunk).to(self.context.device)
-            matched.append(clip_similarities(self.adapter, images, captions[start : start + 64]))
-            mismatched.append(clip_similarities(self.adapter, images, others[start : start + 64]))
+        image_parts, text_parts = [], []
+        for start in range(0, len(pairs), 64):  # each image and caption embedded once
+            chunk = pairs[start : start + 64]
+            index = [i for i, _ in chunk]
+            images = to_float(real[index] if hasattr(real, "shape") else [real[i] for i in index])
+            image_parts.append(self.adapter.images(images.to(self.context.device)).float())
+            text_parts.append(self.adapter.texts([c for _, c in chunk]).float())
+        image_features = torch.cat(image_parts)
+        text_features = torch.cat(text_parts).to(image_features.device)
+        others = text_features.roll(-1, dims=0)  # each image with the next pair's caption
         return {
-            "reference": float(torch.cat(matched).double().mean()),
-            "chance": float(torch.cat(mismatched).double().mean()),
+            "reference": float(F.cosine_similarity(image_features, text_features, dim=-1).double().mean()),
+            "chance": float(F.cosine_similarity(image_features, others, dim=-1).double().mean()),
             "reference_pairs": len(pairs),
         }
 
