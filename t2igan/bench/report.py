@@ -32,7 +32,10 @@ PROVENANCE_COLUMNS = (
     "weights_note",
     "chance",  # what a generator that ignores the text scores (probe attributes: 1 / classes)
     "reference",  # what real test images score (the probe's own accuracy)
+    "min_accuracy",  # the probe's acceptance threshold on real test images (0.95 unless a plan lowers it)
 )
+PROBE_MIN_ACCURACY = 0.95  # below this a probe's numbers are marked in every table (issue: ≥ 0.95)
+CAVEAT_MARK = "†"
 
 
 @dataclass
@@ -147,6 +150,9 @@ def wide_table(
         row[f"{column}/std"] = std
         row[f"{column}/n"] = len(values)
         row[f"{column}/higher_is_better"] = part["higher_is_better"].iloc[0]
+        caveats = value_caveats(part)
+        if caveats:
+            row[f"{column}/caveat"] = "; ".join(caveats)
         dataset = group.split("|")[0]
         reported = paper.get((model.split(":")[0], dataset, metric))
         if reported is not None and ":" not in model:
@@ -163,6 +169,45 @@ def wide_table(
     return frame, notes
 
 
+def value_caveats(part: pd.DataFrame) -> list[str]:
+    """Why the values of one cell must not be read as the real thing: stand-in (random or substitute)
+    weights, or a probe accepted below the 0.95 real-image accuracy the metric asks for."""
+    caveats: list[str] = []
+    if "prov_stand_in" in part and part["prov_stand_in"].eq(True).any():
+        notes = sorted({str(n) for n in part.get("prov_weights_note", pd.Series(dtype=object)).dropna() if n})
+        caveats.append("stand-in weights" + (f" ({'; '.join(notes)})" if notes else ""))
+    if "prov_min_accuracy" in part:
+        lowered = pd.to_numeric(part["prov_min_accuracy"], errors="coerce").dropna()
+        lowered = lowered[lowered < PROBE_MIN_ACCURACY]
+        if not lowered.empty:
+            caveats.append(
+                f"probe accepted at min_accuracy {lowered.min():g} (< {PROBE_MIN_ACCURACY}): "
+                "its real-image accuracy may be too low for these numbers to be trusted"
+            )
+    return caveats
+
+
+def caveat_notes(table: pd.DataFrame) -> list[str]:
+    """One note per marked column (the mark is CAVEAT_MARK in Markdown and LaTeX headers)."""
+    notes = []
+    for column in display_columns(table):
+        found = table.get(f"{column}/caveat")
+        if found is not None and not found.dropna().empty:
+            reasons = "; ".join(sorted(set(found.dropna())))
+            notes.append(f"{CAVEAT_MARK} {column}: {reasons}")
+    return notes
+
+
+def _header(table: pd.DataFrame, column: str, latex: bool = False) -> str:
+    """The column name, marked when a caveat applies, with its direction: "fid (↓)" ("fid ↓" in LaTeX)."""
+    caveat = table.get(f"{column}/caveat")
+    mark = CAVEAT_MARK if caveat is not None and caveat.notna().any() else ""
+    arrow = _arrow(table, column)
+    if not arrow:
+        return f"{column}{mark}"
+    return f"{column}{mark} {arrow}" if latex else f"{column}{mark} ({arrow})"
+
+
 def format_mean_std(mean: float, std: float) -> str:
     if mean.is_integer() and abs(mean) >= 1000 and (math.isnan(std) or std == 0):
         return f"{int(mean):,}"  # counts (parameters): 9,744,131
@@ -174,7 +219,7 @@ def format_mean_std(mean: float, std: float) -> str:
 
 def display_columns(table: pd.DataFrame) -> list[str]:
     """The formatted metric columns (not the numeric companions), in table order."""
-    suffixes = ("/mean", "/std", "/n", "/higher_is_better", "/paper", "/paper_source")
+    suffixes = ("/mean", "/std", "/n", "/higher_is_better", "/paper", "/paper_source", "/caveat")
     return [c for c in table.columns if c != "model" and not c.endswith(suffixes)]
 
 
@@ -200,7 +245,7 @@ def _cell(table: pd.DataFrame, index: int, column: str) -> tuple[str, str]:
 
 def to_markdown(table: pd.DataFrame, notes: list[str]) -> str:
     columns = display_columns(table)
-    header = ["model"] + [f"{c} ({_arrow(table, c)})" if _arrow(table, c) else c for c in columns]
+    header = ["model"] + [_header(table, c) for c in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {c: best_rows(table, c) for c in columns}
     for index in table.index:
@@ -250,6 +295,7 @@ TEX_ESCAPES = {
     "$": r"\$",
     "±": r"$\pm$",
     "↑": r"$\uparrow$",
+    CAVEAT_MARK: r"$^\dagger$",
     "↓": r"$\downarrow$",
     "–": "--",
 }
@@ -263,7 +309,7 @@ def to_latex(table: pd.DataFrame) -> str:
     columns = display_columns(table)
     best = {c: best_rows(table, c) for c in columns}
     spec = "l" + "c" * len(columns)
-    header = " & ".join(["Model"] + [_tex_escape(f"{c} {_arrow(table, c)}".rstrip()) for c in columns])
+    header = " & ".join(["Model"] + [_tex_escape(_header(table, c, latex=True)) for c in columns])
     lines = [r"\begin{tabular}{" + spec + "}", r"\toprule", header + r" \\", r"\midrule"]
     for index in table.index:
         cells = [_tex_escape(str(table.at[index, "model"]))]
@@ -318,7 +364,7 @@ def build_report(root: str | Path, write: bool = True) -> Report:
         raise T2IGanError(f"{root}: no record.json found under it (has a bench run written there?)")
     results = results_frame(records)
     table, notes = wide_table(results, paper_lookup(records))
-    notes += reference_notes(results)
+    notes += caveat_notes(table) + reference_notes(results)
     report = Report(results, table, notes)
     if write:
         _write_outputs(root, report, records)

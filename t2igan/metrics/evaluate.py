@@ -26,6 +26,7 @@ from t2igan.specs import Protocol
 
 Generate = Callable[[list[str], int], Tensor]
 SAMPLES_FILE = "samples.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def is_quick(protocol: Protocol) -> bool:
@@ -246,20 +247,68 @@ def read_samples(folder: str | Path) -> list[dict[str, Any]]:
     return listed
 
 
-def folder_batches(folder: str | Path, records: Sequence[Any], batch_size: int) -> Iterator[EvalBatch]:
-    """Batches of a folder written by `save_generated`, read one batch at a time."""
+def has_samples(folder: str | Path) -> bool:
+    """Whether `folder` was written by `save_generated` (it says which caption each image came from)."""
+    return (Path(folder) / SAMPLES_FILE).is_file()
+
+
+def plain_images(folder: str | Path) -> list[Path]:
+    """The image files of a folder without samples.json, in name order (images only: no captions known)."""
     folder = Path(folder)
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise ConfigError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) and no {SAMPLES_FILE}")
+    return found
+
+
+def _read_images(paths: Sequence[Path], first: dict[str, Any]) -> Tensor:
+    """Images as float in [-1, 1]; `first` remembers the folder's first image so every batch matches it."""
+    arrays = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                arrays.append(np.asarray(image.convert("RGB")))
+        except OSError as exc:
+            raise ConfigError(f"{path}: not a readable image ({exc})") from exc
+        first.setdefault("shape", arrays[-1].shape)
+        first.setdefault("name", path.name)
+        if arrays[-1].shape != first["shape"]:
+            (h, w), (h0, w0) = arrays[-1].shape[:2], first["shape"][:2]
+            raise ConfigError(
+                f"{path}: {w}x{h} px, but {first['name']} is {w0}x{h0}: a folder must hold images of one size"
+            )
+    return to_float(np.stack(arrays))
+
+
+def folder_batches(folder: str | Path, records: Sequence[Any], batch_size: int) -> Iterator[EvalBatch]:
+    """Batches of a folder, read one batch at a time: with captions and samples when `save_generated`
+    wrote it, images only (no captions) for a plain folder of images."""
+    folder, first = Path(folder), {}
+    if not has_samples(folder):
+        paths = plain_images(folder)
+        for index, start in enumerate(range(0, len(paths), batch_size)):
+            yield EvalBatch(index, _read_images(paths[start : start + batch_size], first), [], [])
+        return
     listed = read_samples(folder)
     for index, start in enumerate(range(0, len(listed), batch_size)):
         chunk = listed[start : start + batch_size]
-        images = to_float(
-            np.stack([np.asarray(Image.open(folder / e["file"]).convert("RGB")) for e in chunk])
-        )
+        images = _read_images([folder / e["file"] for e in chunk], first)
         samples = [
             EvalSample(int(e["image_index"]), int(e["caption_index"]), int(e["noise_seed"])) for e in chunk
         ]
         captions = [record_captions(records[s.image_index])[s.caption_index] for s in samples]
         yield EvalBatch(index, images, captions, samples)
+
+
+def caption_free(metrics: Sequence[str], registry: Any = None) -> tuple[list[str], list[str]]:
+    """Split metric names into those that score images alone and those that need each image's caption
+    (their spec's `needs` holds "captions")."""
+    if registry is None:
+        from t2igan.registry import get_registry
+
+        registry = get_registry()
+    needing = [m for m in metrics if "captions" in registry.metric(m).needs]
+    return [m for m in metrics if m not in needing], needing
 
 
 def evaluate_folder(
@@ -272,13 +321,26 @@ def evaluate_folder(
     registry: Any = None,
     progress: bool = True,
 ) -> EvalResult:
-    """Like `evaluate`, on images generated earlier and saved with `save_generated`."""
+    """Like `evaluate`, on images saved earlier: a folder written by `save_generated` (any metric), or a
+    plain folder of images (only metrics that need no caption: FID, KID, IS, precision/recall, probe FD)."""
     context = prepare_context(context, records, protocol)
-    listed = read_samples(folder)
-    samples = [
-        EvalSample(int(e["image_index"]), int(e["caption_index"]), int(e["noise_seed"])) for e in listed
-    ]
-    objects = build_metrics(list(metrics or protocol.metrics), context, metric_configs, registry)
+    names = list(metrics or protocol.metrics)
+    if has_samples(folder):
+        listed = read_samples(folder)
+        samples = [
+            EvalSample(int(e["image_index"]), int(e["caption_index"]), int(e["noise_seed"])) for e in listed
+        ]
+        total = len(listed)
+    else:
+        samples, total = [], len(plain_images(folder))
+        _, needing = caption_free(names, registry)
+        if needing:
+            raise ConfigError(
+                f"{folder}: metrics {', '.join(needing)} need the caption of every image, and a plain "
+                f"folder has none (no {SAMPLES_FILE}); choose metrics that score images alone, "
+                "e.g. --metrics fid,kid"
+            )
+    objects = build_metrics(names, context, metric_configs, registry)
     batches = folder_batches(folder, records, protocol.batch_size)
-    values, seconds = run_metrics(batches, objects, protocol, len(listed), progress)
+    values, seconds = run_metrics(batches, objects, protocol, total, progress)
     return EvalResult(values, samples, _protocol_dict(protocol), seconds)

@@ -70,6 +70,7 @@ def _probe_provenance(probe: TrainedProbe, context: EvalContext, n_fake: int, **
         n_fake=n_fake,
         seed=context.seed,
         probe_accuracy=dict(probe.validation or {}),
+        min_accuracy=probe.config.min_accuracy,
         weights_note=probe.weights_note,
         stand_in=probe.stand_in,
         **extra,

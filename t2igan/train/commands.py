@@ -173,7 +173,7 @@ def _check_encoder(path: str | Path, recorded: dict[str, Any], text: TextHandle)
 
 def run_eval(args: argparse.Namespace) -> int:
     from t2igan.bench.evaluation import EvalEncoders, eval_context, evaluate_model, inception_configs
-    from t2igan.metrics.evaluate import evaluate_folder
+    from t2igan.metrics.evaluate import caption_free, evaluate_folder, has_samples
 
     registry = _registry()
     device = resolve_device(args.device)
@@ -185,6 +185,18 @@ def run_eval(args: argparse.Namespace) -> int:
         data = DatasetSession.open(registry, args.data or "shapes", args.root)
         protocol = data.protocol(args.protocol)
         chosen = metrics or list(protocol.metrics)
+        if metrics is None and not has_samples(source):
+            chosen, dropped = caption_free(chosen, registry)
+            if dropped:
+                print(
+                    f"{source}: no samples.json, so no image has a known caption: skipping "
+                    f"{', '.join(dropped)}; scoring {', '.join(chosen) or 'nothing'}"
+                )
+            if not chosen:
+                raise ConfigError(
+                    f"protocol {protocol.name!r} of {data.name} has no metric that scores images alone; "
+                    "give --metrics (e.g. fid,kid) or a folder written by t2igan with its samples.json"
+                )
         resolution = _folder_resolution(source)
         context = eval_context(
             data,
@@ -231,17 +243,27 @@ def run_eval(args: argparse.Namespace) -> int:
         std = f" ± {value['std']:.4g}" if value.get("std") is not None else ""
         print(f"{value['name']}: {value['value']:.6g}{std}")
     if args.out:
-        write_json_atomic(args.out, {"source": str(source), "protocol": protocol.name, "values": values})
+        split = {"name": data.test.name, "sha256": data.test.sha256, "count": len(data.test)}
+        write_json_atomic(
+            args.out,
+            {
+                "source": str(source),
+                "dataset": data.name,
+                "split": split,
+                "protocol": protocol.name,
+                "values": values,
+            },
+        )
     return 0
 
 
 def _folder_resolution(folder: Path) -> int:
     from PIL import Image
 
-    from t2igan.metrics.evaluate import read_samples
+    from t2igan.metrics.evaluate import has_samples, plain_images, read_samples
 
-    listed = read_samples(folder)
-    with Image.open(folder / listed[0]["file"]) as image:
+    first = folder / read_samples(folder)[0]["file"] if has_samples(folder) else plain_images(folder)[0]
+    with Image.open(first) as image:
         return int(image.size[0])
 
 

@@ -182,3 +182,31 @@ def test_runs_trained_on_other_data_are_not_averaged_either(tmp_path):
     report = build_report(tmp_path)
     columns = [c for c in report.table.columns if c.endswith("fid[standard]/mean")]
     assert len(columns) == 2 and sorted(report.table.loc[0, columns]) == [10.0, 50.0]
+
+
+def test_stand_in_weights_and_a_lowered_probe_threshold_mark_their_columns(tmp_path):
+    stand_in = {"backend": "t2igan", "mode": "clip", "stand_in": True, "weights_note": "random CLIP"}
+    lowered = {"backend": "t2igan-probe", "mode": "probe", "min_accuracy": 0.5}
+    honest = {"backend": "t2igan-probe", "mode": "probe", "min_accuracy": 0.95, "stand_in": False}
+    for seed in (0, 1):
+        record = make_record("dfgan", seed, 30.0, 0.6)
+        record.metrics += [
+            MetricRecord(
+                "clip_score", 0.3, None, True, stand_in if seed == 0 else {**stand_in, "stand_in": False}
+            ),
+            MetricRecord("probe_main_colour", 0.4, None, True, lowered),
+            MetricRecord("probe_fd", 20.0, None, False, honest),
+        ]
+        write_record(run_dir(tmp_path, "shapes", "dfgan", seed), record)
+    report = build_report(tmp_path)
+    header = [c.strip() for c in (tmp_path / "table.md").read_text().splitlines()[0].strip("|").split("|")]
+    # one stand-in seed is enough to mark the mean; the honest column stays unmarked
+    assert "shapes/clip_score[clip]† (↑)" in header
+    assert "shapes/probe_main_colour[probe]† (↑)" in header
+    assert "shapes/probe_fd[probe] (↓)" in header
+    notes = "\n".join(report.notes)
+    assert "† shapes/clip_score[clip]: stand-in weights (random CLIP)" in notes
+    assert "min_accuracy 0.5 (< 0.95)" in notes and "probe_fd" not in notes
+    assert "shapes/probe_fd[probe]/caveat" not in report.table.columns
+    assert "stand-in weights" in report.table.loc[0, "shapes/clip_score[clip]/caveat"]
+    assert r"clip\_score[clip]$^\dagger$ $\uparrow$" in (tmp_path / "table.tex").read_text()

@@ -105,6 +105,31 @@ def test_folder_of_saved_images_gives_the_same_numbers(run, tmp_path):
     assert again.values[0].value == pytest.approx(result.values[0].value, abs=1e-9)
 
 
+def test_a_plain_folder_of_images_is_scored_by_the_metrics_that_need_no_caption(run, tmp_path):
+    result, extractor, records, protocol, configs = run
+    for start in range(0, len(result.samples), 4):
+        chunk = result.samples[start : start + 4]
+        captions = [records[s.image_index]["captions"][s.caption_index] for s in chunk]
+        save_generated(tmp_path, generate(captions, chunk[0].noise_seed), chunk, start)
+    (tmp_path / "samples.json").unlink()  # now just PNG files, as another tool would leave them
+    context = EvalContext(dataset="toy", real_images=real_images(8), encoders={"clip": StandInCLIP()})
+    plain = evaluate_folder(
+        tmp_path, records, protocol, context, metrics=("fid",), metric_configs=configs, progress=False
+    )
+    assert plain.samples == []  # no caption is known for any image
+    assert plain.values[0].value == pytest.approx(result.values[0].value, abs=1e-9)
+    assert plain.values[0].provenance["n_fake"] == len(result.samples)
+    with pytest.raises(ConfigError, match="clip_score need the caption of every image"):
+        evaluate_folder(tmp_path, records, protocol, context, metrics=("fid", "clip_score"), progress=False)
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "zzz_odd.png")
+    with pytest.raises(ConfigError, match="zzz_odd.png: 16x16 px"):
+        evaluate_folder(
+            tmp_path, records, protocol, context, metrics=("fid",), metric_configs=configs, progress=False
+        )
+
+
 def test_generator_output_is_checked():
     protocol = Protocol("quick", ("clip_score",), batch_size=3, max_images=3)
     context = EvalContext(encoders={"clip": StandInCLIP()})

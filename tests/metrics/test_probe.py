@@ -78,6 +78,7 @@ def test_probe_metric_scores_images_against_their_captions(probe, data):
     )
     assert values["probe"].provenance["probe_accuracy"] == probe.validation
     assert values["probe"].provenance["extractor_sha256"] == probe.key
+    assert values["probe"].provenance["min_accuracy"] == probe.config.min_accuracy
     colour = values["probe_colour"].provenance  # the levels a reader needs beside the number
     assert colour["chance"] == 1 / len(probe.vocab["colour"])
     assert colour["reference"] == probe.validation["colour"]

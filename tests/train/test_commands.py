@@ -79,9 +79,30 @@ def test_eval_of_a_checkpoint_uses_its_own_encoder_and_writes_json(trained, tmp_
     written = json.loads(values.read_text())
     names = {v["name"] for v in written["values"]}
     assert {"clip_score", "probe"} <= names
-    assert written["protocol"] == "quick"
+    assert written["protocol"] == "quick" and written["dataset"] == "shapes"
+    assert written["split"]["name"] == "test" and len(written["split"]["sha256"]) == 64
     clip = next(v for v in written["values"] if v["name"] == "clip_score")
     assert -1.0 <= clip["value"] <= 1.0 and clip["provenance"]["n_fake"] == 100
+
+
+def test_eval_of_a_plain_image_folder_scores_what_needs_no_caption(trained, tmp_path, capsys):
+    _, _, plan = trained
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(24):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"img{k:02d}.png")
+    values = tmp_path / "values.json"
+    args = ["eval", str(folder), "--data", "shapes:size=tiny", "--plan", str(plan), "--out", str(values)]
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "no samples.json" in printed and "skipping" in printed and "clip_score" in printed
+    written = json.loads(values.read_text())
+    fd = next(v for v in written["values"] if v["name"] == "probe_fd")
+    assert fd["value"] > 0 and fd["provenance"]["n_fake"] == 24
+    assert not any(v["name"].startswith("probe_") and v["name"] != "probe_fd" for v in written["values"])
+    assert main([*args, "--metrics", "probe"]) == 2
+    assert "need the caption of every image" in capsys.readouterr().err
 
 
 def test_eval_of_a_missing_source_is_a_one_line_error(capsys):
