@@ -30,6 +30,7 @@ class SplitReport:
     sha256: str
     layout: str
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -118,6 +119,7 @@ def check_split(split: Split, verify_images: bool = True, progress: bool = False
         split.sha256,
         layout,
         problems,
+        list(split.notes),
     )
 
 
@@ -149,6 +151,7 @@ def format_check_report(report: CheckReport) -> str:
         )
         if s.layout:
             lines.append(f"         layout: {s.layout}")
+        lines.extend(f"         note: {note}" for note in s.notes)
     problems = [(s.name, p) for s in report.splits for p in s.problems]
     if problems:
         lines.append(f"  {len(problems)} problem(s); these images are skipped (and left out of the sha256):")

@@ -33,6 +33,7 @@ class Problems:
 
     mode: str = "raise"
     found: list[str] = field(default_factory=list)
+    longer: list[str] = field(default_factory=list)  # caption files with more non-empty lines than used
 
     def __post_init__(self) -> None:
         if self.mode not in ("raise", "collect"):
@@ -47,15 +48,18 @@ class Problems:
 # ---------------------------------------------------------------------------------------- file reading
 
 
-def read_captions(path: Path, count: int) -> tuple[str, ...]:
+def read_captions(path: Path, count: int, longer: list[str] | None = None) -> tuple[str, ...]:
     """The first `count` non-empty lines of a caption file (lines without a word character are empty to
-    the official loaders too: their tokenizer yields nothing and they skip the line)."""
+    the official loaders too: their tokenizer yields nothing and they skip the line). A file with more
+    lines is used as the official loaders use it (its first `count`) and named in `longer`."""
     if not path.is_file():
         raise T2IGanError(f"caption file {path}: no such file (expected {count} captions, one per line)")
     text = path.read_bytes().decode("utf-8", errors="replace")
     lines = [line.strip() for line in text.splitlines() if WORD.search(line)]
     if len(lines) < count:
         raise T2IGanError(f"caption file {path}: {len(lines)} non-empty lines, expected at least {count}")
+    if len(lines) > count and longer is not None:
+        longer.append(f"{path} ({len(lines)} lines)")
     return tuple(lines[:count])
 
 
@@ -121,7 +125,7 @@ def build_records(
             problems.report(f"image {image}: no such file (listed in filenames.pickle as {key!r})")
             continue
         try:
-            captions = read_captions(text_of(key), captions_per_image)
+            captions = read_captions(text_of(key), captions_per_image, problems.longer)
         except T2IGanError as exc:
             problems.report(str(exc))
             continue
@@ -148,7 +152,16 @@ def _split(
     if not records:
         detail = f"; first problem: {problems.found[0]}" if problems.found else ""
         raise T2IGanError(f"{dataset}/{split} under {root}: no usable images{detail}")
-    return Split(dataset, split, tuple(records), root, k, preprocessing, problems=tuple(problems.found))
+    notes = ()
+    if problems.longer:
+        notes = (
+            f"{len(problems.longer)} caption file(s) have more than {k} non-empty lines; the first {k} are "
+            f"used, as the official loaders do: {', '.join(problems.longer[:3])}"
+            + (" …" if len(problems.longer) > 3 else ""),
+        )
+    return Split(
+        dataset, split, tuple(records), root, k, preprocessing, problems=tuple(problems.found), notes=notes
+    )
 
 
 # ------------------------------------------------------------------------------------------------- CUB

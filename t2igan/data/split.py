@@ -81,10 +81,12 @@ class Split:
     renderer: Renderer | None = None
     native_size: int = 256  # the size `load_image` renders at when images are generated
     problems: tuple[str, ...] = ()  # files skipped in "collect" mode (check), by name and reason
+    notes: tuple[str, ...] = ()  # what was read but is worth knowing (e.g. caption files with extra lines)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "records", tuple(self.records))
         object.__setattr__(self, "problems", tuple(self.problems))
+        object.__setattr__(self, "notes", tuple(self.notes))
 
     def __len__(self) -> int:
         return len(self.records)

@@ -35,6 +35,19 @@ def test_check_names_unreadable_and_missing_files_and_skips_them(cub_tree):
     assert str(cub_tree.texts[missing_key]) in text and "2 problem(s)" in text
 
 
+def test_check_notes_caption_files_longer_than_used(cub_tree):
+    key = cub_tree.keys["train"][0]
+    path = cub_tree.texts[key]
+    path.write_text(path.read_text() + "an eleventh caption\n")
+    before = load_split("cub", "train", cub_tree.root)
+    report = check_dataset("cub", cub_tree.root)
+    assert report.ok  # still usable: the first 10 lines are the captions, as in the official loaders
+    assert "an eleventh caption" not in before.captions()
+    text = format_check_report(report)
+    assert "1 caption file(s) have more than 10 non-empty lines" in text and str(path) in text
+    assert "(11 lines)" in text and report.splits[1].notes == []
+
+
 def test_check_of_shapes_needs_no_root():
     report = check_dataset("shapes", size="tiny")
     assert report.root is None and report.ok
