@@ -12,14 +12,17 @@ from t2igan.nn.clip_gan import BatchSequenceFusion, CLIPGANModel, ConvShuffle, D
 from t2igan.nn.clip_gan_build import assemble, registry_fusion
 from t2igan.nn.interfaces import BuildContext
 
-RAT_MODES = ("batch_sequence", "per_sample")
+RAT_MODES = ("batch_sequence", "per_sample", "none")
 
 
 def make_fusions(config: Mapping[str, Any], registry: Any, cond_dim: int, noise_dim: int):
     """M_Block fusion: RATLIP's `DFBLK_rnn` (`batch_sequence`, the official computation) or the registry's
-    `rat` block (`per_sample`: one LSTM shared by the M_Blocks, state from the noise, γ/β per sample).
+    `rat` block (`per_sample`: one LSTM shared by the M_Blocks, state from the noise, γ/β per sample), or
+    GALIP's deep fusion (`none`: the ablation row with Shuffle Attention alone).
     G_Blocks keep GALIP's deep fusion (RATLIP.py G_Block uses DFBLK)."""
     mode, hidden = config["rat_mode"], int(config["rnn_hidden"])
+    if mode == "none":
+        return DeepFusion, DeepFusion, None
     if mode == "batch_sequence":
         return partial(BatchSequenceFusion, hidden=hidden), DeepFusion, None
     if mode == "per_sample":

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from t2igan.bench.plan import load_plan_file
+from t2igan.models import resolve
 from t2igan.registry import get_registry
 
 PLANS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "plans").glob("*.toml"))
@@ -22,6 +23,7 @@ def test_plan_file_loads_with_registered_names(path):
     registry = get_registry()
     for ref in plan.models:
         assert registry.model(ref.name).name == ref.name
+        resolve(ref, registry)  # an override key the model does not have raises ConfigError
     for dataset in plan.datasets:
         assert registry.dataset(dataset).name == dataset
     assert plan.budget.name in ("short", "paper")

@@ -4,6 +4,8 @@ it, the `shuffle_attention=false` ablation, and tiny training on a random CLIP."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -200,3 +202,27 @@ def test_presets_follow_the_official_configs(registry):
     assert spec.preset("cub").config["rnn_hidden"] == 64 and spec.license.startswith("MIT")
     results = {(r.dataset, r.metric): r.value for r in spec.paper_results}
     assert results[("cub", "fid")] == 13.28 and results[("cub", "clip_score")] == pytest.approx(0.3203)
+
+
+def test_rat_mode_none_is_the_shuffle_attention_only_row_of_the_ablation(registry, tiny_clip):
+    galip = build(registry, "galip", "tiny", tiny_clip)
+    sa_only = build(registry, "ratlip", "tiny", tiny_clip, rat_mode="none")
+    neither = build(registry, "ratlip", "tiny", tiny_clip, rat_mode="none", shuffle_attention=False)
+    assert not any(isinstance(m, BatchSequenceFusion) for m in sa_only.generator.modules())
+    assert any(isinstance(m, ShuffleAttention) for m in sa_only.generator.modules())
+    fuse = sa_only.generator.mapping.FBlocks[0].fuse1
+    assert type(fuse) is type(galip.generator.mapping.FBlocks[0].fuse1)
+    # without RAT and Shuffle Attention, RATLIP's generator is GALIP's except where RATLIP.py wraps a conv
+    # in Conv_shuffle (bias-free conv, BatchNorm, LeakyReLU): G_Block c1/c2 and the M_Block's conv2
+    galip_g = {k: v.shape for k, v in galip.generator.named_parameters()}
+    neither_g = {k: v.shape for k, v in neither.generator.named_parameters()}
+    wrapped = re.compile(r"(GBlocks\.\d+\.c[12]|mapping\.FBlocks\.\d+\.conv2)\.")
+    assert {k: v for k, v in neither_g.items() if not wrapped.match(k)} == {
+        k: v for k, v in galip_g.items() if not wrapped.match(k)
+    }
+    assert {k for k in neither_g.keys() ^ galip_g.keys()} and all(
+        wrapped.match(k) for k in neither_g.keys() ^ galip_g.keys()
+    )
+    batch = clip_batch(tiny_clip, seed=5)
+    sa_only.d_step(batch)
+    assert torch.isfinite(sa_only.g_step(batch)["loss"])
