@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from t2igan.errors import ConfigError, T2IGanError
-from t2igan.nn.interfaces import Batch, BuildContext, GANModel, LossDict, TextFeatures
+from t2igan.nn.interfaces import Batch, BuildContext, GANModel, LossDict
 from t2igan.text.damsm_loss import damsm_loss
 
 from .lvr import build_extractor, lvr_terms
@@ -181,12 +181,6 @@ class ALRGAN(GANModel):
             terms.update(lvr=lvr, lvr_perceptual=perceptual, lvr_style=style)
             total = total + settings.lvr_weight * lvr
         return total
-
-    # --------------------------------------------------------------------------------- sampling
-    @torch.no_grad()
-    def generate_stages(self, noise: Tensor, text: TextFeatures) -> list[Tensor]:
-        """Every stage's images (coarse → fine) in [-1, 1], for sample grids."""
-        return [x.clamp(-1, 1) for x in self.generator(noise, text.sentence, text.words, text.mask)]
 
 
 # ------------------------------------------------------------------------------------------ build

@@ -440,6 +440,6 @@ class CLIPGANModel(GANModel):
         return {"loss": loss, "adversarial": adversarial, "clip_similarity": similarity}
 
     @torch.no_grad()
-    def generate(self, noise: Tensor, text: Any) -> Tensor:
-        """As the official test: the unbounded output clamped to [-1, 1], NaNs zeroed."""
-        return torch.nan_to_num(self.generator(noise, text.sentence).clamp(-1, 1))
+    def generate_stages(self, noise: Tensor, text: Any) -> list[Tensor]:
+        """As the official test: the unbounded output clamped to [-1, 1], NaNs zeroed (one stage)."""
+        return [torch.nan_to_num(self.generator(noise, text.sentence).clamp(-1, 1))]

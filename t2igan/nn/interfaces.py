@@ -190,10 +190,14 @@ class GANModel(nn.Module, ABC):
     @torch.no_grad()
     def generate(self, noise: Tensor, text: TextFeatures) -> Tensor:
         """Images in [-1, 1] from the finest stage, for evaluation and sampling."""
+        return self.generate_stages(noise, text)[-1]
+
+    @torch.no_grad()
+    def generate_stages(self, noise: Tensor, text: TextFeatures) -> list[Tensor]:
+        """Images in [-1, 1] of every stage, coarsest first (one entry for a single-stage generator)."""
         out = self.generator(noise, text.sentence, text.words, text.mask)
-        if isinstance(out, (list, tuple)):
-            out = out[-1]
-        return out.clamp(-1, 1)
+        stages = list(out) if isinstance(out, (list, tuple)) else [out]
+        return [stage.clamp(-1, 1) for stage in stages]
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -36,3 +37,12 @@ def save_grid(images: Tensor, path: str | os.PathLike, rows: int) -> Path:
     """Write a PNG grid atomically (row-major: one row per caption when rows = number of captions)."""
     image = grid_image(images, rows)
     return write_atomic(path, lambda handle: image.save(handle, format="PNG"))
+
+
+def stage_grid(stages: list[Tensor]) -> tuple[Tensor, int]:
+    """A multi-stage generator's outputs side by side: one row per sample, one column per stage (coarsest
+    first), each stage enlarged to the finest size by pixel repetition so nothing is smoothed away.
+    Returns the images in row-major order and the number of rows, for `save_grid`."""
+    size = stages[-1].shape[-1]
+    enlarged = [F.interpolate(s.float(), size=(size, size), mode="nearest") for s in stages]
+    return torch.stack(enlarged, dim=1).flatten(0, 1), len(stages[-1])

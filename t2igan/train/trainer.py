@@ -253,7 +253,7 @@ class Trainer:
     def write_samples(self, tag: str) -> Path | None:
         if not self.is_writer or self.sample_text is None or self.sample_noise is None:
             return None
-        from t2igan.train.samples import save_grid
+        from t2igan.train.samples import save_grid, stage_grid
 
         was_training = self.model.training
         self.model.eval()
@@ -262,10 +262,13 @@ class Trainer:
             None if self.sample_text.words is None else self.sample_text.words.to(self.device),
             None if self.sample_text.mask is None else self.sample_text.mask.to(self.device),
         )
-        images = self.model.generate(self.sample_noise.to(self.device), text)
+        stages = self.model.generate_stages(self.sample_noise.to(self.device), text)
         self.model.train(was_training)
         path = self.out_dir / "samples" / f"{tag}.png"
-        save_grid(images, path, rows=int(math.sqrt(len(images))) or 1)
+        save_grid(stages[-1], path, rows=int(math.sqrt(len(stages[-1]))) or 1)
+        if len(stages) > 1:  # multi-stage: every stage of the first 8 samples, coarsest on the left
+            images, rows = stage_grid([stage[:8] for stage in stages])
+            save_grid(images, path.with_name(f"{tag}_stages.png"), rows=rows)
         return path
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import plugins.alrgan
 from plugins.alrgan.lvr import VGG16_REF, vgg16_extractor
@@ -257,8 +259,19 @@ def test_trainer_logs_every_term_and_checkpoints_round_trip(registry, tmp_path):
     model = build(registry, "tiny", **FAST)
     config = TrainerConfig(out_dir=tmp_path, total_steps=2, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
     config.progress, config.log_every = False, 1
-    result = Trainer(model, _FixedSource(), config).fit()
+    grid = text_batch()
+    result = Trainer(
+        model, _FixedSource(), config, sample_text=grid.text, sample_noise=torch.randn(4, 100)
+    ).fit()
     assert {"d_d0", "d_d1", "g_adv", "g_alr", "g_rec", "g_lvr", "g_kl"} <= set(result.last_losses)
+    # the sample grid shows the finest stage; beside it, every stage of each sample (16 px enlarged to 32)
+    final, stages = tmp_path / "samples" / "final.png", tmp_path / "samples" / "final_stages.png"
+    assert Image.open(final).size == (2 * 34 + 2, 2 * 34 + 2)
+    with Image.open(stages) as image:
+        assert image.size == (2 * 34 + 2, 4 * 34 + 2)  # 4 samples (rows) x 2 stages (columns)
+        pixels = np.asarray(image)
+    coarse = pixels[2:34, 2:34]  # the 16 px stage of sample 0, enlarged by pixel repetition
+    assert (coarse[0::2, 0::2] == coarse[1::2, 1::2]).all()
 
     stored = read_checkpoint(result.final_checkpoint)["states"]
     torch.manual_seed(99)
