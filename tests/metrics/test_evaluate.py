@@ -91,12 +91,17 @@ def test_evaluate_runs_the_protocol_and_labels_every_value(run):
     assert saved["protocol"]["quick"] is True and saved["seconds"]["score"] > 0
 
 
-def test_folder_of_saved_images_gives_the_same_numbers(run, tmp_path):
-    result, extractor, records, protocol, configs = run
+def save_run(result, records, folder):
+    """Regenerate the evaluated images batch by batch and save them as `t2igan eval` would find them."""
     for start in range(0, len(result.samples), 4):
         chunk = result.samples[start : start + 4]
         captions = [records[s.image_index]["captions"][s.caption_index] for s in chunk]
-        save_generated(tmp_path, generate(captions, chunk[0].noise_seed), chunk, start)
+        save_generated(folder, generate(captions, chunk[0].noise_seed), chunk, start)
+
+
+def test_folder_of_saved_images_gives_the_same_numbers(run, tmp_path):
+    result, extractor, records, protocol, configs = run
+    save_run(result, records, tmp_path)
     context = EvalContext(dataset="toy", real_images=real_images(8), encoders={"clip": StandInCLIP()})
     again = evaluate_folder(
         tmp_path, records, protocol, context, metrics=("fid",), metric_configs=configs, progress=False
@@ -107,10 +112,7 @@ def test_folder_of_saved_images_gives_the_same_numbers(run, tmp_path):
 
 def test_a_plain_folder_of_images_is_scored_by_the_metrics_that_need_no_caption(run, tmp_path):
     result, extractor, records, protocol, configs = run
-    for start in range(0, len(result.samples), 4):
-        chunk = result.samples[start : start + 4]
-        captions = [records[s.image_index]["captions"][s.caption_index] for s in chunk]
-        save_generated(tmp_path, generate(captions, chunk[0].noise_seed), chunk, start)
+    save_run(result, records, tmp_path)
     (tmp_path / "samples.json").unlink()  # now just PNG files, as another tool would leave them
     context = EvalContext(dataset="toy", real_images=real_images(8), encoders={"clip": StandInCLIP()})
     plain = evaluate_folder(
