@@ -8,7 +8,7 @@ marked as such. No paper-reported numbers are recorded: we have not read the pap
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset
+from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
 URL = "https://ieeexplore.ieee.org/document/10023990"
 LICENSE = "no code released; this re-implementation is t2igan's own (paper: IEEE copyright)"
@@ -95,26 +95,31 @@ PRESETS: dict[str, Preset] = {
     ),
     "tiny": Preset(
         name="tiny",
-        config={
-            **_COMMON,
-            "ngf": 16,
-            "ndf": 16,
-            "residual_blocks": 1,
-            "stages": 2,
-            "base_size": 32,
-            "image_size": 64,
-            "sentence_dim": None,  # None: sized from the text encoder it is given
-            "word_dim": None,
-            "damsm_lambda": 5.0,
-            "alr_hidden": 16,
-            "lvr_features": "small",
-            "max_epoch": None,
-        },
+        config=tiny_learning_rates(
+            {
+                **_COMMON,
+                "ngf": 16,
+                "ndf": 16,
+                "residual_blocks": 1,
+                "stages": 2,
+                "base_size": 32,
+                "image_size": 64,
+                "sentence_dim": None,  # None: sized from the text encoder it is given
+                "word_dim": None,
+                "damsm_lambda": 5.0,
+                "alr_hidden": 16,
+                "lvr_features": "small",
+                "max_epoch": None,
+            }
+        ),
         image_size=64,
         batch_size=16,
         text_encoder="damsm",
         dataset=None,
-        description="two stages 32→64 px, ngf 16, one residual block, small frozen LVR features: CPU runs",
+        description=(
+            "two stages 32→64 px, ngf 16, one residual block, small frozen LVR features, learning rates x4 "
+            "(the tiny rule): CPU runs"
+        ),
         source="t2igan (scaled-down AttnGAN backbone with the ALR-GAN losses)",
     ),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset
+from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
 URL = "https://github.com/tobran/DF-GAN"
 # tobran/DF-GAN LICENSE.md; the README adds "released for academic research use only"
@@ -51,12 +51,12 @@ PRESETS: dict[str, Preset] = {
     "flower256": _paper("flower256", "flowers", 1001, "flower.yml"),  # flower.yml max_epoch: 1001
     "tiny": Preset(
         name="tiny",
-        config={**_RELEASED, "nf": 16, "image_size": 32, "max_epoch": None},
+        config=tiny_learning_rates({**_RELEASED, "nf": 16, "image_size": 32, "max_epoch": None}),
         image_size=32,
         batch_size=16,
         text_encoder="damsm",
         dataset=None,
-        description="32 px, nf 16: the released recipe scaled down for CPU runs on `shapes`",
+        description="32 px, nf 16, learning rates x4 (the tiny rule): the released recipe scaled down for CPU runs",
         source="t2igan (scaled-down released config)",
     ),
 }

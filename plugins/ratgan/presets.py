@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset
+from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
 URL = "https://github.com/senmaoy/Recurrent-Affine-Transformation-for-Text-to-image-Synthesis"
 # the repository has no LICENSE file; its README says "released for academic research use only"
@@ -55,12 +55,14 @@ PRESETS: dict[str, Preset] = {
     "flower256": _paper("flower256", "flowers", 601, "flower.yml", affines_per_block=6),
     "tiny": Preset(
         name="tiny",
-        config={**_RELEASED, "nf": 16, "image_size": 32, "official_unused_layers": False, "max_epoch": None},
+        config=tiny_learning_rates(
+            {**_RELEASED, "nf": 16, "image_size": 32, "official_unused_layers": False, "max_epoch": None}
+        ),
         image_size=32,
         batch_size=16,
         text_encoder="damsm",
         dataset=None,
-        description="32 px, nf 16, without the official unused layers: for CPU runs on `shapes`",
+        description="32 px, nf 16, no official unused layers, learning rates x4 (the tiny rule): CPU runs",
         source="t2igan (scaled-down released config)",
     ),
 }

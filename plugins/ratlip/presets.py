@@ -3,7 +3,7 @@ and `tiny` for CPU. Everything not listed here is GALIP's (the repositories' lib
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset
+from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
 URL = "https://github.com/OxygenLu/RATLIP"
 LICENSE = "MIT (LICENSE file, Copyright (c) 2024 Xijun Lu)"
@@ -92,12 +92,12 @@ PRESETS: dict[str, Preset] = {
     "celeba-tiny": paper_preset("celeba-tiny", "celeba-tiny", "faces.yml", 1),  # faces.yml: state_epoch 5
     "tiny": Preset(
         name="tiny",
-        config={**TINY, "max_epoch": None},
+        config=tiny_learning_rates({**TINY, "max_epoch": None}),
         image_size=32,
         batch_size=16,
         text_encoder="clip",
         dataset=None,
-        description="32 px, nf 16, 2 M_Blocks, sized from the small CLIP it is given: for CPU runs",
+        description="32 px, nf 16, 2 M_Blocks, sized from the small CLIP it is given, learning rates x4 (the tiny rule)",
         source="t2igan (scaled-down released config)",
     ),
 }
