@@ -5,6 +5,8 @@ resume from their last checkpoint, a failing one is recorded as failed and the p
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
 import time
 import traceback
@@ -70,6 +72,15 @@ def total_steps(plan: BenchPlan, resolved: ResolvedModel, steps_per_epoch: int) 
     return int(epochs) * steps_per_epoch
 
 
+def write_plan(out: Path, plan: dict[str, Any]) -> Path:
+    """`plan.json` is the plan of the latest invocation; every plan ever run into `out` is also kept as
+    `plans/<sha256[:12]>.json`, so a second plan run into the same folder (another model, more seeds)
+    never erases what the earlier runs were planned with."""
+    text = json.dumps(plan, sort_keys=True)
+    write_json_atomic(out / "plans" / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}.json", plan)
+    return write_json_atomic(out / "plan.json", plan)
+
+
 def expand_models(plan: BenchPlan, registry: Any) -> list[ModelRef]:
     """`all` (an empty list) means every registered model, in name order."""
     if plan.models:
@@ -96,7 +107,7 @@ class BenchRunner:
     def run(self) -> list[RunRecord]:
         out = Path(self.plan.out)
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "plan.json", self.plan.as_dict())
+        write_plan(out, self.plan.as_dict())
         keys = self.plan.runs()
         records = []
         for number, key in enumerate(keys, 1):

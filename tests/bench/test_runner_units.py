@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -108,3 +110,16 @@ def test_grid_captions_are_fixed_and_spread_over_the_split():
     captions = fixed_captions(data.test, 8)
     assert captions == fixed_captions(data.test, 8) and len(set(captions)) == 8
     assert captions[1] == data.test.caption(len(data.test) // 8, 0)
+
+
+def test_every_plan_run_into_a_folder_is_kept(tmp_path):
+    from t2igan.bench.runner import write_plan
+
+    first, second = {"name": "a", "models": ["dfgan"]}, {"name": "a", "models": ["alrgan:alr=false"]}
+    write_plan(tmp_path, first)
+    write_plan(tmp_path, first)  # the same plan again (a resumed bench): nothing new
+    assert len(list((tmp_path / "plans").glob("*.json"))) == 1
+    write_plan(tmp_path, second)
+    kept = sorted(json.loads(p.read_text())["models"] for p in (tmp_path / "plans").glob("*.json"))
+    assert kept == [["alrgan:alr=false"], ["dfgan"]]
+    assert json.loads((tmp_path / "plan.json").read_text()) == second
