@@ -140,7 +140,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from t2igan.data.commands import prepare
 
     splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
-    for path in prepare(args.name, args.root, splits, args.resolution):
+    for path in prepare(args.name, args.root, splits, args.resolution, verify=args.verify or None):
         print(f"cache ready: {path}")
     return 0
 
@@ -269,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--root", default=None, help="dataset folder")
     q.add_argument("--splits", default=None, help="comma list (default: all)")
     q.add_argument("--resolution", type=int, default=None, help="image size (default: the dataset's)")
+    q.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-hash existing caches of any size against their recorded sha256 (rebuild if corrupted)",
+    )
     q.set_defaults(func=cmd_data_prepare)
 
     p = sub.add_parser("convert", help="convert an official released checkpoint into ours")

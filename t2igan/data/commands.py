@@ -168,9 +168,11 @@ def prepare(
     resolution: int | None = None,
     progress: bool = True,
     cache_root: Path | None = None,
+    verify: bool | None = None,
     **options: Any,
 ) -> list[Path]:
-    """Build (or verify) the image cache of each split; returns the cache array paths."""
+    """Build the image cache of each split, or reuse a valid one (`verify=True` re-hashes it whatever its
+    size); returns the cache array paths."""
     from t2igan.data.builtin import DEFAULT_RESOLUTION
 
     spec = _registry().dataset(name)
@@ -179,6 +181,8 @@ def prepare(
     paths = []
     for split_name in splits or spec.splits:
         split = load_split(name, split_name, resolved, **options)
-        cache = ensure_image_cache(split, resolution, spec.augmentation, root=cache_root, progress=progress)
+        cache = ensure_image_cache(
+            split, resolution, spec.augmentation, root=cache_root, progress=progress, verify=verify
+        )
         paths.append(cache.array_path)
     return paths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -43,6 +44,7 @@ def test_build_then_reuse(tiny_shapes, isolated_cache):
     meta = json.loads(built.sidecar_path.read_text())
     assert meta["manifest_sha256"] == tiny_shapes.sha256 and meta["builder_version"] == BUILDER_VERSION
     assert meta["bytes"] == built.array_path.stat().st_size and meta["load_size"] == 32
+    assert meta["sha256"] == hashlib.sha256(built.array_path.read_bytes()).hexdigest()
     assert built.array_path.is_relative_to(isolated_cache)
     again = ensure_image_cache(tiny_shapes, 32, progress=False)
     assert again.rebuilt_reason is None and again.array_path == built.array_path
@@ -57,6 +59,7 @@ def test_build_then_reuse(tiny_shapes, isolated_cache):
         (lambda arr, side: _edit(side, manifest_sha256="0" * 64), "stale: manifest_sha256"),
         (lambda arr, side: side.unlink(), "missing"),
         (lambda arr, side: side.write_text("{not json"), "unreadable sidecar"),
+        (lambda arr, side: _flip_last_byte(arr), "corrupt"),  # same size, other pixels
     ],
 )
 def test_stale_or_truncated_caches_are_rebuilt(tiny_shapes, corrupt, reason):
@@ -69,6 +72,23 @@ def test_stale_or_truncated_caches_are_rebuilt(tiny_shapes, corrupt, reason):
     assert rebuilt.rebuilt_reason.startswith(reason)
     assert np.array_equal(np.array(rebuilt.images), expected)
     assert open_image_cache(tiny_shapes, 32).rebuilt_reason is None
+
+
+def _flip_last_byte(array_path):
+    data = bytearray(array_path.read_bytes())
+    data[-1] ^= 0xFF
+    array_path.write_bytes(bytes(data))
+
+
+def test_a_large_cache_is_re_hashed_only_when_asked(tiny_shapes, monkeypatch):
+    import t2igan.data.cache as cache
+
+    first = ensure_image_cache(tiny_shapes, 32, progress=False)
+    _flip_last_byte(first.array_path)
+    monkeypatch.setattr(cache, "VERIFY_MAX_BYTES", 10)  # as if it were a multi-GB cache
+    assert ensure_image_cache(tiny_shapes, 32, progress=False).rebuilt_reason is None
+    rebuilt = ensure_image_cache(tiny_shapes, 32, progress=False, verify=True)
+    assert rebuilt.rebuilt_reason.startswith("corrupt")
 
 
 def _edit(sidecar, **changes):
