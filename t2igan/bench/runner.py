@@ -133,10 +133,10 @@ class BenchRunner:
         try:
             self._execute(key, folder, record, label)
             record.status = STATUS_FINISHED
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             record.status, record.error = (
                 STATUS_FAILED,
-                "interrupted (KeyboardInterrupt); run again to resume",
+                f"interrupted ({exc or 'KeyboardInterrupt'}); run again to resume",
             )
             record.finished = time.time()
             write_record(folder, record)

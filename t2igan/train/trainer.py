@@ -3,9 +3,12 @@ checkpoints (atomic, resumable to the same numbers), progress bar, JSONL log and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -183,16 +186,21 @@ class Trainer:
         started = time.perf_counter()
         iterator: Iterator[Batch] | None = None
         try:
-            while self.step < total:
-                epoch, index = divmod(self.step, per_epoch)
-                if iterator is None or index == 0:
-                    iterator = self.source.batches(epoch, start=index)
-                tick = time.perf_counter()
-                batch = next(iterator).to(self.device)
-                losses = {**self.d_step(batch), **self.g_step(batch)}
-                step_times.append(time.perf_counter() - tick)
-                self.step += 1
-                self._after_step(losses, epoch, bar)
+            with stop_between_steps() as stop:
+                while self.step < total:
+                    epoch, index = divmod(self.step, per_epoch)
+                    if iterator is None or index == 0:
+                        iterator = self.source.batches(epoch, start=index)
+                    tick = time.perf_counter()
+                    batch = next(iterator).to(self.device)
+                    losses = {**self.d_step(batch), **self.g_step(batch)}
+                    step_times.append(time.perf_counter() - tick)
+                    self.step += 1
+                    self._after_step(losses, epoch, bar)
+                    if stop.requested:
+                        saved = self.save() if self.step > resumed_from else None
+                        where = f"; checkpoint {saved}" if saved is not None else ""
+                        raise KeyboardInterrupt(f"{stop.requested} at step {self.step}{where}")
         finally:
             bar.close()
         final = self.save("final.pt")
@@ -270,6 +278,37 @@ class Trainer:
             images, rows = stage_grid([stage[:8] for stage in stages])
             save_grid(images, path.with_name(f"{tag}_stages.png"), rows=rows)
         return path
+
+
+class _StopRequest:
+    requested: str | None = None
+
+
+@contextlib.contextmanager
+def stop_between_steps() -> Iterator[_StopRequest]:
+    """While training, the first SIGINT (Ctrl-C) or SIGTERM (a scheduler's pre-emption) asks the loop to
+    stop after the current step, so that it saves a checkpoint there and no finished step is lost; a
+    second SIGINT interrupts at once. Only in the main thread of a single-process run (elsewhere the
+    signals keep their usual effect: ranks of a distributed job must stop together)."""
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread() or distributed.world_size() > 1:
+        yield stop
+        return
+
+    def request(signum: int, frame: Any) -> None:
+        if stop.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt(f"{stop.requested}, then SIGINT again: stopped mid-step")
+        stop.requested = signal.Signals(signum).name
+        print(
+            f"\n{stop.requested}: stopping after this step and saving a checkpoint (Ctrl-C again to stop now)"
+        )
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _progress(total: int, initial: int, enabled: bool, label: str = "train") -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
@@ -48,6 +49,32 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert result.resumed_from == 10
     for key, value in final_weights(straight).items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resume_matches(tmp_path):
+    torch.manual_seed(0)
+    straight = Trainer(ToyGAN(), ToySource(), config(tmp_path / "a", 14))
+    straight.fit()
+
+    torch.manual_seed(0)
+    stopped = ToyGAN()
+    stopped.signals_at_call = (7, [signal.SIGTERM])  # a scheduler pre-empts the job during step 7
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 7; checkpoint .*step00000007.pt"):
+        Trainer(stopped, ToySource(), config(tmp_path / "b", 14)).fit()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    torch.manual_seed(123)
+    resumed = Trainer(ToyGAN(), ToySource(), config(tmp_path / "b", 14))
+    assert resumed.fit().resumed_from == 7  # step 7 was finished and kept, not redone
+    for key, value in final_weights(straight).items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_half_step_checkpoint(tmp_path):
+    model = ToyGAN()
+    model.signals_at_call = (3, [signal.SIGINT, signal.SIGINT])
+    with pytest.raises(KeyboardInterrupt, match="SIGINT again"):
+        Trainer(model, ToySource(), config(tmp_path, 14)).fit()
+    assert not list(tmp_path.glob("step*.pt"))
 
 
 def test_a_longer_budget_continues_from_the_final_checkpoint(tmp_path):

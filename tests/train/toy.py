@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
@@ -43,6 +44,7 @@ class ToyGAN(GANModel):
         self.two_phase_d = two_phase_d
         self.poison_at_call: int | None = None
         self.interrupt_at_call: int | None = None
+        self.signals_at_call: tuple[int, list[int]] | None = None  # (call, signals sent to this process)
         self.calls = 0
 
     def _d_hinge(self, batch: Batch) -> dict[str, Tensor]:
@@ -56,6 +58,9 @@ class ToyGAN(GANModel):
         self.calls += 1
         if self.interrupt_at_call is not None and self.calls >= self.interrupt_at_call:
             raise KeyboardInterrupt
+        if self.signals_at_call is not None and self.calls == self.signals_at_call[0]:
+            for signum in self.signals_at_call[1]:
+                os.kill(os.getpid(), signum)
         if self.poison_at_call is not None and self.calls >= self.poison_at_call:
             return {"loss": torch.tensor(float("nan"), requires_grad=True)}
         if not self.two_phase_d:
