@@ -303,7 +303,9 @@ def stop_between_steps() -> Iterator[_StopRequest]:
             f"\n{stop.requested}: stopping after this step and saving a checkpoint (Ctrl-C again to stop now)"
         )
 
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # a signal the parent set to be ignored (SIGINT of a job started with `&` or nohup) stays ignored
+    watched = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, request) for sig in watched}
     try:
         yield stop
     finally:

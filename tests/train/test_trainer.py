@@ -77,6 +77,17 @@ def test_a_second_ctrl_c_stops_at_once_without_a_half_step_checkpoint(tmp_path):
     assert not list(tmp_path.glob("step*.pt"))
 
 
+def test_an_ignored_signal_stays_ignored(tmp_path, monkeypatch):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started with `&` or nohup
+    try:
+        model = ToyGAN()
+        model.signals_at_call = (3, [signal.SIGINT])
+        result = Trainer(model, ToySource(), config(tmp_path, 6)).fit()
+        assert result.steps == 6 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_longer_budget_continues_from_the_final_checkpoint(tmp_path):
     Trainer(ToyGAN(), ToySource(), config(tmp_path, 6)).fit()
     result = Trainer(ToyGAN(), ToySource(), config(tmp_path, 8)).fit()
