@@ -77,7 +77,7 @@ def test_a_second_ctrl_c_stops_at_once_without_a_half_step_checkpoint(tmp_path):
     assert not list(tmp_path.glob("step*.pt"))
 
 
-def test_an_ignored_signal_stays_ignored(tmp_path, monkeypatch):
+def test_an_ignored_signal_stays_ignored(tmp_path):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started with `&` or nohup
     try:
         model = ToyGAN()
