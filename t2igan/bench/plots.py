@@ -64,7 +64,7 @@ def quality_vs_cost(root: Path, results: pd.DataFrame) -> list[Path]:
             ax.set_ylabel(
                 f"{metric} ({'higher' if bool(rows['higher_is_better'].iloc[0]) else 'lower'} is better)"
             )
-            ax.set_title(f"{dataset}: {metric} vs inference cost")
+            ax.set_title(f"{dataset}: {metric} vs inference cost" + _caveat(rows))
             ax.set_xscale("log")
             written.append(_save(fig, root / f"plot_{_safe(dataset)}_{metric}_vs_cost.png"))
             plt.close(fig)
@@ -79,7 +79,15 @@ def _plotted_history(metric: str) -> bool:
     return metric in PLOTTED_LOSSES or not is_loss
 
 
-def metric_vs_step(root: Path, records: list[RunRecord]) -> list[Path]:
+def _caveat(rows: pd.DataFrame) -> str:
+    """The report's mark for values made with stand-in weights or a lowered probe threshold."""
+    from t2igan.bench.report import CAVEAT_MARK, value_caveats
+
+    found = value_caveats(rows)
+    return f"\n{CAVEAT_MARK} {'; '.join(found)}" if found else ""
+
+
+def metric_vs_step(root: Path, records: list[RunRecord], results: pd.DataFrame | None = None) -> list[Path]:
     rows = [
         {"dataset": r.dataset, "model": r.model, "seed": r.seed, **h}
         for r in records
@@ -98,7 +106,12 @@ def metric_vs_step(root: Path, records: list[RunRecord]) -> list[Path]:
             ax.plot(mean.index, mean.values, marker="o", label=model)
         ax.set_xlabel("training step")
         ax.set_ylabel(metric)
-        ax.set_title(f"{dataset}: {metric} during training (mean over seeds)")
+        final = (
+            results[(results["dataset"] == dataset) & (results["metric"] == metric)]
+            if results is not None and not results.empty and "metric" in results
+            else pd.DataFrame()
+        )
+        ax.set_title(f"{dataset}: {metric} during training (mean over seeds)" + _caveat(final))
         ax.legend(fontsize=8)
         written.append(_save(fig, root / f"plot_{_safe(dataset)}_{metric}_vs_step.png"))
         plt.close(fig)
@@ -106,4 +119,4 @@ def metric_vs_step(root: Path, records: list[RunRecord]) -> list[Path]:
 
 
 def write_plots(root: Path, results: pd.DataFrame, records: list[RunRecord]) -> list[Path]:
-    return quality_vs_cost(root, results) + metric_vs_step(root, records)
+    return quality_vs_cost(root, results) + metric_vs_step(root, records, results)

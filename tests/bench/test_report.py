@@ -184,8 +184,15 @@ def test_runs_trained_on_other_data_are_not_averaged_either(tmp_path):
     assert len(columns) == 2 and sorted(report.table.loc[0, columns]) == [10.0, 50.0]
 
 
-def test_stand_in_weights_and_a_lowered_probe_threshold_mark_their_columns(tmp_path):
-    stand_in = {"backend": "t2igan", "mode": "clip", "stand_in": True, "weights_note": "random CLIP"}
+def test_stand_in_weights_and_a_lowered_probe_threshold_mark_their_columns(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    titles = []
+    real_set_title = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "set_title", lambda ax, t, *a, **k: titles.append(t) or real_set_title(ax, t)
+    )
+    stand_in = {"backend": "open_clip", "mode": "clip", "stand_in": True, "weights_note": "random CLIP"}
     lowered = {"backend": "t2igan-probe", "mode": "probe", "min_accuracy": 0.5}
     honest = {"backend": "t2igan-probe", "mode": "probe", "min_accuracy": 0.95, "stand_in": False}
     for seed in (0, 1):
@@ -210,3 +217,7 @@ def test_stand_in_weights_and_a_lowered_probe_threshold_mark_their_columns(tmp_p
     assert "shapes/probe_fd[probe]/caveat" not in report.table.columns
     assert "stand-in weights" in report.table.loc[0, "shapes/clip_score[clip]/caveat"]
     assert r"clip\_score[clip]$^\dagger$ $\uparrow$" in (tmp_path / "table.tex").read_text()
+    # the plots say it too
+    clip_title = next(t for t in titles if "clip_score vs inference cost" in t)
+    assert "† stand-in weights (random CLIP)" in clip_title
+    assert not any("†" in t for t in titles if "fid vs inference cost" in t)
