@@ -20,6 +20,7 @@ from t2igan.nn.interfaces import GANModel
 from t2igan.paths import cache_root
 from t2igan.specs import Protocol
 from t2igan.train.session import DatasetSession, TextEncoderPool, TextHandle
+from t2igan.train.trainer import seeded_rng
 
 ENCODER_NEEDS = ("clip", "damsm", "probe")  # MetricSpec.needs entries that name an encoder
 PROBE_SPLIT_SEED = 7_919  # the probe learns from its own shapes scenes, never from the test split
@@ -90,14 +91,17 @@ def make_generate(
     model: GANModel, text: TextHandle, device: torch.device
 ) -> Callable[[list[str], int], Tensor]:
     """`generate(captions, noise_seed)`: the model's evaluation noise (truncated where the paper's
-    evaluation truncates) from a seeded generator, images clamped to [-1, 1]."""
+    evaluation truncates) from a seeded generator, images clamped to [-1, 1]. Randomness inside the
+    forward (conditioning augmentation) is drawn from the same seed on a forked RNG: a batch gives the same
+    images whatever ran before, and evaluating during training leaves the training's RNG untouched."""
     eval_noise = getattr(model, "eval_noise", None) or model.sample_noise
 
     def generate(captions: list[str], noise_seed: int) -> Tensor:
         features = text.encode(captions, device)
         generator = torch.Generator().manual_seed(int(noise_seed))  # CPU: same noise on every device
         noise = eval_noise(len(captions), generator).to(device)
-        return model.generate(noise, features).float().cpu()
+        with seeded_rng(int(noise_seed), device):
+            return model.generate(noise, features).float().cpu()
 
     return generate
 

@@ -272,6 +272,7 @@ def _folder_resolution(folder: Path) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     from t2igan.train.samples import save_grid
+    from t2igan.train.trainer import seeded_rng
 
     if args.n <= 0:
         raise ConfigError(f"--n {args.n}: expected a positive number of images per caption")
@@ -286,7 +287,7 @@ def run_sample(args: argparse.Namespace) -> int:
         noise = (
             eval_noise(args.n, torch.Generator().manual_seed(args.seed)).repeat(len(args.text), 1).to(device)
         )
-    with torch.no_grad():
+    with torch.no_grad(), seeded_rng(args.seed, device):  # in-forward randomness (ALR-GAN's CA) too
         images = model.generate(noise, features)
     path = save_grid(images, args.out, rows=len(args.text))
     print(f"{len(images)} images ({len(args.text)} caption(s) x {args.n}) from {resolved.label}: {path}")

@@ -270,7 +270,8 @@ class Trainer:
             None if self.sample_text.words is None else self.sample_text.words.to(self.device),
             None if self.sample_text.mask is None else self.sample_text.mask.to(self.device),
         )
-        stages = self.model.generate_stages(self.sample_noise.to(self.device), text)
+        with seeded_rng(self.config.seed, self.device):  # the same grid whenever it is drawn
+            stages = self.model.generate_stages(self.sample_noise.to(self.device), text)
         self.model.train(was_training)
         path = self.out_dir / "samples" / f"{tag}.png"
         save_grid(stages[-1], path, rows=int(math.sqrt(len(stages[-1]))) or 1)
@@ -278,6 +279,15 @@ class Trainer:
             images, rows = stage_grid([stage[:8] for stage in stages])
             save_grid(images, path.with_name(f"{tag}_stages.png"), rows=rows)
         return path
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """torch's global RNG (and the CUDA device's) seeded for the block and restored after it: sampling
+    and evaluation draw what they need (conditioning augmentation) without moving the training's RNG."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 class _StopRequest:

@@ -123,3 +123,30 @@ def test_every_plan_run_into_a_folder_is_kept(tmp_path):
     kept = sorted(json.loads(p.read_text())["models"] for p in (tmp_path / "plans").glob("*.json"))
     assert kept == [["alrgan:alr=false"], ["dfgan"]]
     assert json.loads((tmp_path / "plan.json").read_text()) == second
+
+
+def test_evaluation_images_do_not_depend_on_or_move_the_global_rng():
+    """A generator that draws inside its forward (ALR-GAN's conditioning augmentation does): each batch
+    depends on its noise seed only, and evaluating mid-training leaves the training's RNG where it was."""
+    from t2igan.bench.evaluation import make_generate
+    from tests.train.toy import ToyGAN
+
+    model = ToyGAN()
+    plain_forward = model.generator.forward
+    model.generator.forward = lambda noise, sentence, *a: (
+        plain_forward(noise, sentence) + torch.randn(len(noise), 3, 8, 8)
+    )
+
+    class Text:
+        def encode(self, captions, device):
+            return TextFeatures(torch.ones(len(captions), 4))
+
+    generate = make_generate(model, Text(), torch.device("cpu"))
+    torch.manual_seed(1)
+    first = generate(["a", "b"], 5)
+    torch.manual_seed(2)
+    before = torch.get_rng_state()
+    again = generate(["a", "b"], 5)
+    assert torch.equal(first, again)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert not torch.equal(first, generate(["a", "b"], 6))
