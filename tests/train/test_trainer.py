@@ -31,42 +31,41 @@ def final_weights(trainer):
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
 
-def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+def interrupted_then_resumed(tmp_path, arrange, error_match=None):
+    """An uninterrupted 14-step run, and one that `arrange(model)` makes stop early, then resumed in a
+    fresh Trainer: returns (resumed_from, whether the resumed weights equal the uninterrupted ones)."""
     torch.manual_seed(0)
     straight = Trainer(ToyGAN(), ToySource(), config(tmp_path / "a", 14))
     straight.fit()
-
     torch.manual_seed(0)
-    killed = ToyGAN()
-    killed.interrupt_at_call = 13  # dies in step 13, after the step-10 checkpoint
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(killed, ToySource(), config(tmp_path / "b", 14)).fit()
+    stopped = ToyGAN()
+    arrange(stopped)
+    with pytest.raises(KeyboardInterrupt, match=error_match):
+        Trainer(stopped, ToySource(), config(tmp_path / "b", 14)).fit()
     assert not (tmp_path / "b" / "final.pt").exists()
     torch.manual_seed(123)  # a fresh process would start from other RNG state
     resumed = Trainer(ToyGAN(), ToySource(), config(tmp_path / "b", 14))
     result = resumed.fit()
+    same = all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in final_weights(straight).items())
+    return result.resumed_from, same
 
-    assert result.resumed_from == 10
-    for key, value in final_weights(straight).items():
-        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    def die_in_step_13(model):  # after the step-10 checkpoint
+        model.interrupt_at_call = 13
+
+    assert interrupted_then_resumed(tmp_path, die_in_step_13) == (10, True)
 
 
 def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resume_matches(tmp_path):
-    torch.manual_seed(0)
-    straight = Trainer(ToyGAN(), ToySource(), config(tmp_path / "a", 14))
-    straight.fit()
+    def preempt_in_step_7(model):  # a scheduler's SIGTERM arrives during step 7
+        model.signals_at_call = (7, [signal.SIGTERM])
 
-    torch.manual_seed(0)
-    stopped = ToyGAN()
-    stopped.signals_at_call = (7, [signal.SIGTERM])  # a scheduler pre-empts the job during step 7
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM at step 7; checkpoint .*step00000007.pt"):
-        Trainer(stopped, ToySource(), config(tmp_path / "b", 14)).fit()
+    found = interrupted_then_resumed(
+        tmp_path, preempt_in_step_7, "SIGTERM at step 7; checkpoint .*step00000007.pt"
+    )
+    assert found == (7, True)  # step 7 was finished and kept, not redone
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
-    torch.manual_seed(123)
-    resumed = Trainer(ToyGAN(), ToySource(), config(tmp_path / "b", 14))
-    assert resumed.fit().resumed_from == 7  # step 7 was finished and kept, not redone
-    for key, value in final_weights(straight).items():
-        assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_half_step_checkpoint(tmp_path):
