@@ -280,6 +280,11 @@ def _read_images(paths: Sequence[Path], first: dict[str, Any]) -> Tensor:
     return to_float(np.stack(arrays))
 
 
+def listed_samples(listed: Sequence[Mapping[str, Any]]) -> list[EvalSample]:
+    """The EvalSamples of samples.json entries."""
+    return [EvalSample(int(e["image_index"]), int(e["caption_index"]), int(e["noise_seed"])) for e in listed]
+
+
 def folder_batches(folder: str | Path, records: Sequence[Any], batch_size: int) -> Iterator[EvalBatch]:
     """Batches of a folder, read one batch at a time: with captions and samples when `save_generated`
     wrote it, images only (no captions) for a plain folder of images."""
@@ -293,9 +298,7 @@ def folder_batches(folder: str | Path, records: Sequence[Any], batch_size: int) 
     for index, start in enumerate(range(0, len(listed), batch_size)):
         chunk = listed[start : start + batch_size]
         images = _read_images([folder / e["file"] for e in chunk], first)
-        samples = [
-            EvalSample(int(e["image_index"]), int(e["caption_index"]), int(e["noise_seed"])) for e in chunk
-        ]
+        samples = listed_samples(chunk)
         captions = [record_captions(records[s.image_index])[s.caption_index] for s in samples]
         yield EvalBatch(index, images, captions, samples)
 
@@ -327,10 +330,7 @@ def evaluate_folder(
     names = list(metrics or protocol.metrics)
     if has_samples(folder):
         listed = read_samples(folder)
-        samples = [
-            EvalSample(int(e["image_index"]), int(e["caption_index"]), int(e["noise_seed"])) for e in listed
-        ]
-        total = len(listed)
+        samples, total = listed_samples(listed), len(listed)
     else:
         samples, total = [], len(plain_images(folder))
         _, needing = caption_free(names, registry)
