@@ -70,10 +70,10 @@ def _consistent(caption: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
     ):
         if a[key] != b[key] and _mentions(caption, table[a[key]]):
             return False
-    names_extras = bool(re.search(r"\b(and|near) an? ", caption))
-    if (names_extras or "smaller shape" in caption) and a["object_count"] != b["object_count"]:
+    names_extras = bool(re.search(r"\bat (top|bottom|left|right|center)\b", caption))  # "a blue star at top"
+    if names_extras and a["object_count"] != b["object_count"]:
         return False
-    extras = [sorted((o["colour"], o["shape"]) for o in x["objects"][:-1]) for x in (a, b)]
+    extras = [sorted((o["colour"], o["shape"], o["position"]) for o in x["objects"][:-1]) for x in (a, b)]
     return not (names_extras and extras[0] != extras[1])
 
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from t2igan.data.split import ImageRecord, Split
 from t2igan.errors import ConfigError
 
-GENERATOR_VERSION = 1  # bump whenever a record, caption or pixel for the same seed would change
+GENERATOR_VERSION = 2  # bump whenever a record, caption or pixel for the same seed would change
 
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 # Saturated and far apart in RGB, so each stays recognisable when an object is a few pixels wide at 32 px.
@@ -40,7 +40,9 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "brown": (100, 64, 34),
 }
 SIZES: dict[str, float] = {"small": 0.30, "medium": 0.42, "large": 0.56}  # main object diameter / side
-EXTRA_DIAMETER = (0.15, 0.22)  # extras are always smaller than the smallest main object
+# Extras are always smaller than the smallest main object (0.28), and at least 6 px wide at 32 px.
+EXTRA_DIAMETER = (0.18, 0.24)
+EXTRA_JITTER = 0.06  # an extra's centre stays this close to the centre of the cell its caption names
 POSITIONS = (
     "top left",
     "top",
@@ -101,7 +103,8 @@ POSITION_WORDS = {
     "bottom": ("at the bottom", "in the lower middle"),
     "bottom right": ("at the bottom right", "in the lower right corner"),
 }
-# {s} size, {c} colour, {o} shape, {p} position, {b} background; {x} extras, {n} how many extras.
+# {s} size, {c} colour, {o} shape, {p} position, {b} background; {x} the extras, each with its colour,
+# shape and cell ("a blue star at top left and a green cross at right").
 MAIN_TEMPLATES = (
     "a {s} {c} {o} {p} on a {b} background",
     "there is a {s} {c} {o} {p}",
@@ -112,11 +115,13 @@ MAIN_TEMPLATES = (
     "{p} of a {b} picture there is a {c} {o}",
     "a {c} {o} {p}",
 )
+# Short, so that two extras with their cells fit in 18 words: the main object's position is left unstated.
 EXTRA_TEMPLATES = (
-    "a {s} {c} {o} {p} and {x}",
-    "a {c} {o} {p} with {n} on a {b} background",
-    "{x} near a {s} {c} {o} {p}",
+    "a {c} {o} and {x}",
+    "{x} near a {c} {o}",
+    "{c} {o} on {b} with {x}",
 )
+EXTRA_POSITION_WORDS = {p: (p,) for p in POSITIONS}
 
 
 def split_sizes(size: str | int, split: str) -> int:
@@ -145,7 +150,7 @@ def _sample_scene(rng: random.Random, split: str) -> dict[str, Any]:
     radius = diameter / 2
     x = _clip((col + 0.5) / 3 + rng.uniform(-0.05, 0.05), radius + 0.02)
     y = _clip((row + 0.5) / 3 + rng.uniform(-0.05, 0.05), radius + 0.02)
-    main = _object(shape, colour, x, y, diameter, rng)
+    main = {**_object(shape, colour, x, y, diameter, rng), "position": position}
     extras = _sample_extras(rng, split, main, rng.choice(OBJECT_COUNTS) - 1)
     return {
         "main_shape": shape,
@@ -176,18 +181,26 @@ def _object(shape: str, colour: str, x: float, y: float, diameter: float, rng: r
 
 
 def _sample_extras(rng: random.Random, split: str, main: dict, count: int) -> list[dict]:
-    """Smaller objects away from the main one; pairs held out of train are never drawn in train."""
+    """Smaller objects away from the main one, each near the centre of a cell of the 3x3 grid that no other
+    object's centre is in (so a caption can say where it is); pairs held out of train are never drawn in
+    train. An extra that finds no free place in 30 tries is left out (the scene's count says so)."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES if (c, s) != (main["colour"], main["shape"])]
     if split == "train":
         pairs = [p for p in pairs if p not in HELDOUT_COMBOS]
     placed: list[dict] = []
+    taken = {main["position"]}
     for _ in range(count):
         colour, shape = rng.choice(pairs)
         diameter = rng.uniform(*EXTRA_DIAMETER)
         for _attempt in range(30):
-            x, y = (rng.uniform(diameter / 2, 1 - diameter / 2) for _ in range(2))
+            position = rng.choice([p for p in POSITIONS if p not in taken])
+            row, col = divmod(POSITIONS.index(position), 3)
+            radius = diameter / 2
+            x = _clip((col + 0.5) / 3 + rng.uniform(-EXTRA_JITTER, EXTRA_JITTER), radius + 0.01)
+            y = _clip((row + 0.5) / 3 + rng.uniform(-EXTRA_JITTER, EXTRA_JITTER), radius + 0.01)
             if all(_apart(x, y, diameter, other) for other in (main, *placed)):
-                placed.append(_object(shape, colour, x, y, diameter, rng))
+                placed.append({**_object(shape, colour, x, y, diameter, rng), "position": position})
+                taken.add(position)
                 break
     return placed
 
@@ -223,7 +236,6 @@ TEMPLATE_ATTRIBUTES = {  # which probe attribute each template field states
     "p": "main_position",
     "b": "background",
     "x": "object_count",  # the extras listed one by one
-    "n": "object_count",  # "with two smaller shapes"
 }
 
 
@@ -250,16 +262,18 @@ def _fill(template: str, scene: dict[str, Any], extras: list[dict], rng: random.
         "o": rng.choice(SHAPE_WORDS[scene["main_shape"]]),
         "p": rng.choice(POSITION_WORDS[scene["main_position"]]),
         "b": rng.choice(BACKGROUND_WORDS[scene["background"]]),
-        "x": " and ".join(
-            f"a {rng.choice(COLOUR_WORDS[e['colour']])} {rng.choice(SHAPE_WORDS[e['shape']])}" for e in extras
-        ),
-        "n": "one smaller shape" if len(extras) == 1 else "two smaller shapes",
+        "x": " and ".join(_extra_phrase(e, rng) for e in extras),
     }
     caption = _ARTICLE.sub(r"an \1", template.format(**words))
     if len(caption.replace(",", " ").split()) > MAX_CAPTION_WORDS:  # never reached with these tables
         template = MAIN_TEMPLATES[-1]
         caption = template.format(**words)
     return caption, template
+
+
+def _extra_phrase(extra: dict, rng: random.Random) -> str:
+    colour, shape = rng.choice(COLOUR_WORDS[extra["colour"]]), rng.choice(SHAPE_WORDS[extra["shape"]])
+    return f"a {colour} {shape} at {rng.choice(EXTRA_POSITION_WORDS[extra['position']])}"
 
 
 # --------------------------------------------------------------------------------------- rendering

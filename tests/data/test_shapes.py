@@ -147,3 +147,52 @@ def test_each_caption_lists_the_attributes_it_leaves_unstated(small):
                 assert "object_count" in unstated
             checked += 1
     assert checked == 1000
+
+
+def test_every_extra_sits_in_the_cell_its_captions_name(small):
+    """Extras are placed in a free cell of the 3x3 grid and the captions that list them say which, so a
+    generator can learn where they go (with random places the count was never drawn: issue #7)."""
+    from t2igan.data.shapes import EXTRA_POSITION_WORDS
+
+    listed = 0
+    for record in small["test"].records[:300]:
+        objects = record.attributes["objects"]
+        cells = [o["position"] for o in objects]
+        assert len(set(cells)) == len(cells)  # one object per cell
+        for obj in objects:
+            row, col = divmod(POSITIONS.index(obj["position"]), 3)
+            assert int(obj["x"] * 3) == col and int(obj["y"] * 3) == row
+        unstated = record.attributes["caption_attributes"]
+        for caption, missing in zip(record.captions, unstated, strict=True):
+            if "object_count" in missing:
+                continue
+            for extra in objects[:-1]:
+                phrases = [
+                    f"{c} {s} at {p}"
+                    for c in COLOUR_WORDS[extra["colour"]]
+                    for s in SHAPE_WORDS[extra["shape"]]
+                    for p in EXTRA_POSITION_WORDS[extra["position"]]
+                ]
+                assert any(p in caption for p in phrases), (caption, extra)
+            listed += 1
+    assert listed > 200
+
+
+def test_the_longest_default_caption_fits_the_text_encoders():
+    """clip-small's context and DAMSM's 18 words hold every caption of the default split, so none is cut."""
+    import json
+
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from t2igan.text.clip import CONFIG_DIR
+
+    context = json.loads((CONFIG_DIR / "clip-small.json").read_text())["text_cfg"]["context_length"]
+    tokenizer = SimpleTokenizer()
+    longest_words = longest_tokens = 0
+    for split in ("train", "test"):
+        for record in load_shapes_split(None, split).records:
+            for caption in record.captions:
+                longest_words = max(longest_words, len(caption.replace(",", " ").split()))
+                longest_tokens = max(longest_tokens, len(tokenizer.encode(caption)) + 2)  # + start, end
+    assert longest_words <= MAX_CAPTION_WORDS
+    assert longest_tokens <= context
