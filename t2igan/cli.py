@@ -246,7 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="append", required=True, help="a caption (repeat for several)")
     p.add_argument("--n", type=int, default=8, help="images per caption")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--out", default="samples.png")
+    p.add_argument(
+        "--out",
+        default="samples.png",
+        help="a .png path for one grid (a row per caption), or a folder for one PNG per image and "
+        "captions.json, which `t2igan eval FOLDER` can score (default: samples.png)",
+    )
     p.add_argument("--root", default=None, help="dataset folder (official DAMSM: its captions pickle)")
     p.add_argument(
         "--plan", default=None, help="take the [encoders] settings (weights, vocab) from this plan file"

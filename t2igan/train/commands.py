@@ -276,6 +276,9 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise ConfigError(f"--n {args.n}: expected a positive number of images per caption")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        _check_sample_folder(out)  # before the model is loaded
     registry = _registry()
     device = resolve_device(args.device)
     model, resolved, _, text = load_trained(
@@ -289,9 +292,52 @@ def run_sample(args: argparse.Namespace) -> int:
         )
     with torch.no_grad(), seeded_rng(args.seed, device):  # in-forward randomness (ALR-GAN's CA) too
         images = model.generate(noise, features)
-    path = save_grid(images, args.out, rows=len(args.text))
+    if out.suffix.lower() == ".png":
+        path = save_grid(images, out, rows=len(args.text))
+    else:
+        path = save_sample_folder(out, images, list(args.text), args.n, args.seed, resolved.label)
     print(f"{len(images)} images ({len(args.text)} caption(s) x {args.n}) from {resolved.label}: {path}")
     return 0
+
+
+SAMPLE_LISTING = "captions.json"
+
+
+def save_sample_folder(
+    folder: Path, images: torch.Tensor, captions: list[str], per_caption: int, seed: int, source: str
+) -> Path:
+    """`t2igan sample --out FOLDER`: one PNG per image (caption-major, as the grid) and captions.json saying
+    which caption, noise column and seed each file was drawn with. Refuses a folder that already holds a
+    listing, so an earlier sampling is never overwritten. Only same-size images go in the folder, so
+    `t2igan eval FOLDER` scores it as plain images (its captions are free text, not a split's)."""
+    from PIL import Image
+
+    from t2igan.atomic import write_atomic
+    from t2igan.metrics.images import to_uint8_nhwc
+
+    _check_sample_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = []
+    for index, array in enumerate(to_uint8_nhwc(images)):
+        name = f"{index:04d}.png"
+        picture = Image.fromarray(array)
+        write_atomic(folder / name, lambda handle, picture=picture: picture.save(handle, format="PNG"))
+        caption_index, column = divmod(index, per_caption)
+        listing.append({"file": name, "caption": captions[caption_index], "column": column, "seed": seed})
+    write_json_atomic(folder / SAMPLE_LISTING, {"source": source, "images": listing})
+    return folder
+
+
+def _check_sample_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"--out {folder}: is a file; expected a folder, or a path ending in .png for a grid"
+        )
+    if (folder / SAMPLE_LISTING).exists():
+        raise ConfigError(
+            f"--out {folder}: already holds {SAMPLE_LISTING} from an earlier sampling; "
+            "choose a new folder (or a .png path for a grid)"
+        )
 
 
 # ----------------------------------------------------------------------------------------- convert

@@ -117,3 +117,28 @@ def test_sample_rejects_a_foreign_file(tmp_path, capsys):
     torch.save({"netG": {}}, bogus)
     assert main(["sample", "--ckpt", str(bogus), "--text", "a red circle"]) == 2
     assert "not a t2igan checkpoint" in capsys.readouterr().err
+
+
+def test_sample_into_a_folder_writes_each_image_and_its_caption(trained, tmp_path, capsys):
+    """`--out FOLDER` (no .png suffix): one PNG per image, the same pixels as the grid's cells, a listing of
+    caption and noise column per file; a second sampling into the same folder is refused, not merged."""
+    out, _, plan = trained
+    folder, png = tmp_path / "drawn", tmp_path / "grid.png"
+    assert sample(out / "train" / "final.pt", folder) == 0
+    assert sample(out / "train" / "final.pt", png) == 0
+    listing = json.loads((folder / "captions.json").read_text())["images"]
+    assert [(e["caption"], e["column"]) for e in listing] == [
+        (c, k) for c in ("a red circle", "two blue squares") for k in range(3)
+    ]
+    grid = np.asarray(Image.open(png))
+    second = np.asarray(Image.open(folder / listing[1]["file"]))  # row 0, column 1 of the grid
+    assert second.shape == (32, 32, 3)
+    assert np.array_equal(grid[2:34, 36:68], second)  # padding 2 around and between the cells
+    assert sorted(p.name for p in folder.glob("*.png")) == [e["file"] for e in listing]
+    capsys.readouterr()
+    assert sample(out / "train" / "final.pt", folder) == 2
+    assert "already holds captions.json" in capsys.readouterr().err
+    values = tmp_path / "values.json"
+    args = ["eval", str(folder), "--data", "shapes:size=tiny", "--plan", str(plan), "--out", str(values)]
+    assert main([*args, "--metrics", "probe_fd"]) == 0, capsys.readouterr().err
+    assert json.loads(values.read_text())["values"][0]["provenance"]["n_fake"] == 6
