@@ -70,7 +70,7 @@ def _consistent(caption: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
     ):
         if a[key] != b[key] and _mentions(caption, table[a[key]]):
             return False
-    names_extras = bool(re.search(r"\bat (top|bottom|left|right|center)\b", caption))  # "a blue star at top"
+    names_extras = bool(re.search(r"\bto the (north|south|east|west)", caption))  # "a blue star to the north"
     if names_extras and a["object_count"] != b["object_count"]:
         return False
     extras = [sorted((o["colour"], o["shape"], o["position"]) for o in x["objects"][:-1]) for x in (a, b)]

@@ -159,6 +159,9 @@ def test_every_extra_sits_in_the_cell_its_captions_name(small):
         objects = record.attributes["objects"]
         cells = [o["position"] for o in objects]
         assert len(set(cells)) == len(cells)  # one object per cell
+        assert all(
+            cell in EXTRA_POSITION_WORDS for cell in cells[:-1]
+        )  # an outer cell, named by a compass word
         for obj in objects:
             row, col = divmod(POSITIONS.index(obj["position"]), 3)
             assert int(obj["x"] * 3) == col and int(obj["y"] * 3) == row
@@ -168,7 +171,7 @@ def test_every_extra_sits_in_the_cell_its_captions_name(small):
                 continue
             for extra in objects[:-1]:
                 phrases = [
-                    f"{c} {s} at {p}"
+                    f"{c} {s} {p}"
                     for c in COLOUR_WORDS[extra["colour"]]
                     for s in SHAPE_WORDS[extra["shape"]]
                     for p in EXTRA_POSITION_WORDS[extra["position"]]
@@ -196,3 +199,14 @@ def test_the_longest_default_caption_fits_the_text_encoders():
                 longest_tokens = max(longest_tokens, len(tokenizer.encode(caption)) + 2)  # + start, end
     assert longest_words <= MAX_CAPTION_WORDS
     assert longest_tokens <= context
+
+
+def test_extras_positions_share_no_word_with_the_main_objects():
+    """A position word in a caption always means the main object (see EXTRA_POSITION_WORDS)."""
+    from t2igan.data.shapes import EXTRA_POSITION_WORDS, POSITION_WORDS
+
+    def words(table):
+        return {w for phrases in table.values() for phrase in phrases for w in phrase.split()}
+
+    assert words(EXTRA_POSITION_WORDS) & words(POSITION_WORDS) <= {"to", "the", "at", "in", "on"}
+    assert words(EXTRA_POSITION_WORDS) - {"to", "the"}
