@@ -277,7 +277,8 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.n <= 0:
         raise ConfigError(f"--n {args.n}: expected a positive number of images per caption")
     out = Path(args.out)
-    if out.suffix.lower() != ".png":
+    as_grid = out.suffix.lower() == ".png"
+    if not as_grid:
         _check_sample_folder(out)  # before the model is loaded
     registry = _registry()
     device = resolve_device(args.device)
@@ -292,7 +293,7 @@ def run_sample(args: argparse.Namespace) -> int:
         )
     with torch.no_grad(), seeded_rng(args.seed, device):  # in-forward randomness (ALR-GAN's CA) too
         images = model.generate(noise, features)
-    if out.suffix.lower() == ".png":
+    if as_grid:
         path = save_grid(images, out, rows=len(args.text))
     else:
         path = save_sample_folder(out, images, list(args.text), args.n, args.seed, resolved.label)

@@ -11,16 +11,13 @@ from PIL import Image
 from torch import Tensor
 
 from t2igan.atomic import write_atomic
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """(B, 3, H, W) in [-1, 1] → (B, H, W, 3) uint8."""
-    images = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return images.permute(0, 2, 3, 1).cpu()
+from t2igan.metrics.images import to_uint8_nhwc
 
 
 def grid_image(images: Tensor, rows: int, padding: int = 2) -> Image.Image:
-    pixels = to_uint8(images)
+    """Quantised as every image t2igan saves for evaluation (metrics.images.to_uint8), so a grid cell and the
+    same image written by `save_generated` or `t2igan sample --out FOLDER` have the same pixels."""
+    pixels = torch.from_numpy(to_uint8_nhwc(images.detach()))
     count, height, width, _ = pixels.shape
     cols = -(-count // rows)
     canvas = torch.full(
