@@ -7,10 +7,14 @@ truth and ranks by what the caption says (main colour, shape, and size/position/
 mentioned), ties broken at random: captions that omit attributes make some candidates indistinguishable,
 so no encoder can expect more. `cs-top1`: how often the top-ranked image has the caption's main colour
 and shape (the colour+shape retrieval of issue #4); both use the candidate draws of the CLIP
-retrieval function.
+retrieval function. `pos` and `count`: when that top-ranked image has the right main colour and shape,
+how often it also has the main position the caption names, and the object count of a caption that names
+the extras (what a generator conditioned on the encoder can learn about placement and number).
+`--checkpoint` scores a saved encoder (e.g. the one a bench cached) without training.
 
     python benchmarks/encoder_retrieval.py --kind both --threads 2
     python benchmarks/encoder_retrieval.py --kind clip --seconds 240 --config epochs=20
+    python benchmarks/encoder_retrieval.py --kind clip --checkpoint $T2IGAN_CACHE/encoders/clip/shapes-<key>.pt
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", action="append", default=[], help="KEY=VALUE override (repeatable)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument(
+        "--checkpoint", default=None, help="score this saved encoder (of --kind) instead of training one"
+    )
     return parser.parse_args(argv)
 
 
@@ -91,16 +98,25 @@ def oracle_ceiling(test: Any, seed: int) -> float:
 
 
 def breakdown(kind: str, encoder: Any, images: np.ndarray, test: Any, seed: int) -> dict[str, float]:
-    """`cs_top1`: how often the best of the 100 candidates has the query's main colour and shape; and the
-    exact top-1 on queries whose main pair is held out of train (`top1_heldout`) or not (`top1_seen`)."""
+    """`cs_top1`: how often the best of the 100 candidates has the query's main colour and shape; the exact
+    top-1 on queries whose main pair is held out of train (`top1_heldout`) or not (`top1_seen`); and, among
+    queries whose best candidate has the right main colour and shape, how often it also has the main
+    position the query names (`pos_top1`, queries that name it) and the object count the query implies
+    (`count_top1`, queries that name the extras) - what a generator conditioned on this encoder can learn
+    about where the main object goes and how many objects to draw."""
     import torch
 
+    from t2igan.data import shapes
+
     captions = [list(r.captions) for r in test.records]
-    pair = np.array([hash((r.attributes["main_colour"], r.attributes["main_shape"])) for r in test.records])
-    heldout = np.array([bool(r.attributes.get("heldout_combo")) for r in test.records])
+    attrs = [r.attributes for r in test.records]
+    pair = np.array([hash((a["main_colour"], a["main_shape"])) for a in attrs])
+    position = np.array([a["main_position"] for a in attrs])
+    count = np.array([a["object_count"] for a in attrs])
+    heldout = np.array([bool(a.get("heldout_combo")) for a in attrs])
     with torch.no_grad():
         image_emb, embed_text = _embedders(kind, encoder, images)
-        hits, exact = [], []
+        hits, exact, pos_hits, count_hits = [], [], [], []
         for draw in range(DRAWS):
             queries, others = _queries_and_others(captions, seed + draw)
             candidates = np.concatenate([np.arange(len(images))[:, None], others], axis=1)
@@ -109,11 +125,20 @@ def breakdown(kind: str, encoder: Any, images: np.ndarray, test: Any, seed: int)
             best = candidates[np.arange(len(images)), ranked_first]
             hits.append(pair[best] == pair)
             exact.append(ranked_first == 0)
+            for i, query in enumerate(queries):
+                if pair[best[i]] != pair[i]:
+                    continue
+                if _mentions(query, shapes.POSITION_WORDS[position[i]]):
+                    pos_hits.append(position[best[i]] == position[i])
+                if re.search(r"\bto the (north|south|east|west)", query):
+                    count_hits.append(count[best[i]] == count[i])
     hits_all, exact_all = np.stack(hits), np.stack(exact)
     return {
         "cs_top1": float(hits_all.mean()),
         "top1_heldout": float(exact_all[:, heldout].mean()),
         "top1_seen": float(exact_all[:, ~heldout].mean()),
+        "pos_top1": float(np.mean(pos_hits)) if pos_hits else float("nan"),
+        "count_top1": float(np.mean(count_hits)) if count_hits else float("nan"),
     }
 
 
@@ -139,11 +164,16 @@ def run(kind: str, args: argparse.Namespace, train: Any, test: Any, work: Path) 
     config = parse_overrides(args.config)
     if args.seconds is not None:
         config["max_seconds"] = args.seconds
-    meta = train_and_save(
-        kind, args.data, train, test, work / f"{kind}.pt", config, "cpu", args.seed, args.progress, None
-    )
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+        meta = json.loads(path.with_suffix(".json").read_text())
+    else:
+        path = work / f"{kind}.pt"
+        meta = train_and_save(
+            kind, args.data, train, test, path, config, "cpu", args.seed, args.progress, None
+        )
     stats = meta["stats"]
-    encoder = load_encoder(kind, work / f"{kind}.pt")
+    encoder = load_encoder(kind, path)
     images, _ = split_arrays(test, int(stats["config"]["data_image_size"]), progress=False)
     losses = stats.get("epoch_losses") or [float("nan")]
     return {
@@ -173,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     name, options = parse_dataset_ref(args.data)
     train, test = load_split(name, "train", **options), load_split(name, "test", **options)
     kinds = ("damsm", "clip") if args.kind == "both" else (args.kind,)
+    if args.checkpoint and len(kinds) > 1:
+        sys.exit("--checkpoint scores one encoder: give --kind damsm or --kind clip")
     rows = []
     with tempfile.TemporaryDirectory(prefix="encoder-retrieval-") as work:
         for kind in kinds:
@@ -182,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.data}: {len(train)} train / {len(test)} test images; top-1 text->image among 100 (3 draws)")
     print(
         f"{'kind':<6} {'threads':>7} {'epochs':>6} {'seconds':>8} {'top-1':>6} {'ceiling':>7} {'seen':>6} "
-        f"{'heldout':>7} {'cs-top1':>7} {'loss first':>10} {'last':>7}"
+        f"{'heldout':>7} {'cs-top1':>7} {'pos':>6} {'count':>6} {'loss first':>10} {'last':>7}"
     )
     for r in rows:
         top1 = float("nan") if r["top1"] is None else r["top1"]
@@ -190,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['kind']:<6} {r['threads']:>7} {r['epochs']:>6} {r['wall_seconds']:>8.1f} {top1:>6.3f} "
             f"{ceiling:>7.3f} {r['top1_seen']:>6.3f} {r['top1_heldout']:>7.3f} {r['cs_top1']:>7.3f} "
+            f"{r['pos_top1']:>6.3f} {r['count_top1']:>6.3f} "
             f"{r['loss_first']:>10.3f} {r['loss_last']:>7.3f}"
         )
     if args.json:
