@@ -184,8 +184,10 @@ class CLIPTextImageEncoder(TextEncoder):
         ids = tokens["tokens"].to(self.model.token_embedding.weight.device).long()
         model = self.model
         dtype = model.transformer.get_cast_dtype()
-        x = model.token_embedding(ids).to(dtype) + model.positional_embedding.to(dtype)
-        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))  # takes (N, L, D) either way
+        length = ids.shape[1]  # the context length, or fewer tokens (see `trim_tokens`)
+        x = model.token_embedding(ids).to(dtype) + model.positional_embedding[:length].to(dtype)
+        mask = None if model.attn_mask is None else model.attn_mask[:length, :length]
+        x = model.ln_final(model.transformer(x, attn_mask=mask))  # takes (N, L, D) either way
         eot = ids.argmax(dim=-1)  # the EOT id is the largest in the vocabulary, as the official code assumes
         sentence = x[torch.arange(x.shape[0], device=x.device), eot] @ model.text_projection
         positions = torch.arange(ids.shape[1], device=ids.device)
@@ -194,6 +196,15 @@ class CLIPTextImageEncoder(TextEncoder):
             words=x.transpose(1, 2).float(),
             mask=positions[None, :] > eot[:, None],
         )
+
+    def trim_tokens(self, tokens: Tensor) -> Tensor:
+        """`tokens` cut after the batch's last EOT. The text transformer is causal, so no token sees the
+        padding after it: the sentence embedding (at EOT) and every word feature up to EOT are the same as
+        with the full context, for less work (what contrastive pre-training uses). Without a causal mask
+        the padding takes part in attention, and the tokens come back whole."""
+        if self.model.attn_mask is None or tokens.shape[1] == 0:
+            return tokens
+        return tokens[:, : int(tokens.argmax(dim=-1).max()) + 1]
 
     # --- image --------------------------------------------------------------------------------
 

@@ -260,7 +260,7 @@ def _train_step(
     device: torch.device | str,
 ) -> float:
     image_emb = encoder.image_embedding(images_to_tensor(images, device))
-    text_emb = encoder.encode({"tokens": tokens.to(device)}).sentence
+    text_emb = encoder.encode({"tokens": encoder.trim_tokens(tokens).to(device)}).sentence
     loss = contrastive_loss(image_emb, text_emb, encoder.model.logit_scale)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -51,6 +51,23 @@ def test_text_outputs(tiny):
     assert not torch.allclose(features.sentence.norm(dim=1), torch.ones(3))
 
 
+
+@torch.no_grad()
+def test_trimmed_tokens_give_the_same_features_up_to_eot(tiny):
+    tokens = tiny.tokenize(CAPTIONS)["tokens"]
+    trimmed = tiny.trim_tokens(tokens)
+    longest = int((tokens != 0).sum(dim=1).max())  # SOT ... EOT of the longest caption
+    assert trimmed.shape == (3, longest) and longest < tokens.shape[1]
+    full, short = tiny.encode({"tokens": tokens}), tiny.encode({"tokens": trimmed})
+    torch.testing.assert_close(short.sentence, full.sentence, atol=1e-5, rtol=0)
+    torch.testing.assert_close(short.words, full.words[:, :, :longest], atol=1e-5, rtol=0)
+    # without the causal mask the padding is attended to, so nothing may be cut
+    saved, tiny.model.attn_mask = tiny.model.attn_mask, None
+    try:
+        assert tiny.trim_tokens(tokens) is tokens
+    finally:
+        tiny.model.attn_mask = saved
+
 @torch.no_grad()
 def test_image_outputs(tiny):
     images = _images(2)
