@@ -60,8 +60,8 @@ class PaperResult:
 TINY_LR_SCALE = 4.0
 """The one learning-rate rule of the `tiny` presets: every built-in model trains at `tiny` with its released
 learning rates (`lr_g`, `lr_d`) times 4, so that the short CPU budgets compare models that have learnt
-something. Measured on `shapes` at the `short` budget (3,000 steps, seed 0; `t2igan bench --models
-"NAME:lr_g=…,lr_d=…" --data shapes --budget short`), probe colour / position / background accuracy and
+something. Measured on `shapes` v1 at what was then the `short` budget (3,000 steps, seed 0; `t2igan bench
+--models "NAME:lr_g=…,lr_d=…" --data shapes --steps 3000`), probe colour / position / background accuracy and
 CLIP score, released rates → ×4:
 DF-GAN 0.356 → 0.879, 0.131 → 0.987, 0.246 → 0.453, CLIP 0.189 → 0.704;
 RAT-GAN 0.391 → 0.786, 0.761 → 0.983, 0.333 → 0.567, CLIP 0.429 → 0.711;
