@@ -33,26 +33,30 @@ class CLIPPretrainConfig:
     the defaults reached 0.94 top-1 among 100 on a shapes-like synthetic set (2,000 training images, 1-3
     objects) in about 170 CPU-seconds (775 steps, one thread).
 
-    On the real `shapes` default split (10,000 train / 2,000 test, text->image top-1 among 100 on test, mean
-    of 3 draws; the ground-truth oracle's ceiling is 0.922) clip-small learns slowly from scratch. 1 thread,
-    32 px data: batch 64, lr 1e-3, 8 epochs 0.378; lr 2e-3 0.366; batch 128 0.416; batch 256 0.399; batch 128
-    for 16 epochs 0.537 (colour+shape right 0.83). The `shapes` recipe (t2igan.text.pretrained.DEFAULT_CONFIGS:
-    batch 128, lr 2e-3, 60 warm-up steps, 12 epochs) reaches 0.474 (colour+shape 0.763) in 417 s on one
-    thread (0.486 in 226 s on two threads): far below the 0.9 issue #4 asks for. 40 epochs reach 0.863
-    (0.935 seen pairs, 0.794 held out, colour+shape 0.970) in 912 s on two threads. With the text context cut
-    from 32 to 24 tokens (the longest `shapes` caption), 24 epochs reach 0.850 (colour+shape 0.953) in 340 s
-    on two threads: the `shapes` recipe. Patch size 4 instead of 8 was slower and worse (12 epochs, 1 thread:
-    0.443, colour+shape 0.682); lr 4e-3 worse than 2e-3 (0.393).
+    On the `shapes` default split (10,000 train / 2,000 test; text->image top-1 among 100 on test, mean of 3
+    draws; the ground-truth oracle's ceiling is 0.926) clip-small learns slowly from scratch; the issue #4
+    bar is colour+shape retrieval ≥ 0.9 (`cs`). Measured with benchmarks/encoder_retrieval.py on one thread,
+    two runs side by side on the 2 cores (`shapes` v3, `t2igan.text.pretrained.DEFAULT_CONFIGS` recipe:
+    batch 128, lr 2e-3, 60 warm-up steps, the text cut after the batch's last EOT):
 
-    The figures above are for `shapes` v1, whose captions never said where the extras are. Since v2 they do
-    (ceiling 0.928), and the same recipe learns more slowly: with "a blue star at top left" (v2) 24 epochs
-    reach 0.549 (colour+shape 0.863), 36 epochs 0.582 (0.891, one thread, 1,117 s); with compass words for
-    the extras (no word shared with the main object's positions) 0.683 (0.858), and with the extras back to
-    0.15-0.22 wide (v3, the current data) 0.637, colour+shape 0.929, in 490 s on two threads. The same
-    24-epoch recipe cached by a bench scored 0.654 but colour+shape only 0.873 (the runs differ by thread
-    scheduling), so the `shapes` recipe trains 40 epochs: 0.742 (colour+shape 0.928; 1,075 s on one thread)
-    and 0.757 (0.933) in the bench cache; the main object's named position is right for 0.865-0.890 of the
-    colour+shape hits, against 0.808 at 24 epochs (`pos` column of benchmarks/encoder_retrieval.py).
+    | towers (ViT / text width)  | epochs | seed | top-1 | cs    | pos   | count | s     |
+    |----------------------------|--------|------|-------|-------|-------|-------|-------|
+    | 128 / 128 (old clip-small) | 24  | 0    | 0.637-0.654 | 0.873-0.929 | 0.808 | 0.892 | 450 (2 thr) |
+    | 128 / 128                  | 40     | 0    | 0.742 | 0.928 | 0.865 | 0.921 | 1,075 |
+    | 128 / 64 (clip-small)      | 24     | 0    | 0.650 | 0.882 | 0.814 | 0.865 | 423   |
+    | 128 / 64                   | 32     | 0, 1 | 0.744, 0.618 | 0.927, 0.842 | 0.903, 0.781 | 0.870, 0.891 | 562 |
+    | 128 / 64                   | 40     | 0, 1, 2 | 0.828, 0.732, 0.776 | 0.963, 0.925, 0.951 | 0.974, 0.871, 0.915 | 0.900, 0.905, 0.892 | 707-730 |
+    | 96 / 96                    | 40     | 0    | 0.736 | 0.938 | 0.867 | 0.896 | 585   |
+    | 64 / 64                    | 40     | 0    | 0.727 | 0.926 | 0.869 | 0.884 | 334   |
+    | 64 / 64                    | 30     | 0    | 0.564 | 0.861 | 0.673 | 0.877 | 250   |
+    | 128 / 32                   | 24     | 0    | 0.527 | 0.819 | 0.670 | 0.883 | 379   |
+
+    (`pos`, `count`: of the colour+shape hits, the share with the caption's main position / object count.)
+    A text tower half as wide learns faster and costs two thirds; a narrower ViT loses placement; a deeper
+    text tower (4 layers) learned more slowly. Fewer than 40 epochs is a gamble (32 epochs: 0.927 or 0.842
+    by seed), hence the `shapes` recipe: clip-small (ViT 4 x 128, text 2 x 64) for 40 epochs. Earlier, on
+    `shapes` v1 (captions never placed the extras), lr 1e-3/4e-3, batch 64/256 and patch 4 were all worse
+    than batch 128, lr 2e-3, patch 8.
     """
 
     model: str = "clip-small"

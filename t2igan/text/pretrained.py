@@ -55,8 +55,8 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "lr": 2e-3,
         "warmup_steps": 60,
-        # shapes v1: 12 epochs colour+shape retrieval 0.763, 20: 0.891, 24: 0.953 (2 threads, 340 s); v3: 24
-        # epochs 0.873-0.929 over two runs, 40 epochs 0.928-0.933 (benchmarks/encoder_retrieval.py; clip_pretrain)
+        # clip-small (text tower 2 x 64): colour+shape retrieval 0.925-0.963 over 3 seeds at 40 epochs, 0.842-0.927
+        # at 32 (benchmarks/encoder_retrieval.py; table in clip_pretrain.CLIPPretrainConfig)
         "epochs": 40,
     },
 }
@@ -70,12 +70,10 @@ class PretrainedEncoder:
     For DAMSM, `encoder` is the bi-LSTM text encoder and carries the image encoder as the plain attribute
     `encoder.image_encoder` (not a submodule, so the text encoder's state dict keeps the official layout);
     for CLIP, `encoder` is the CLIPTextImageEncoder (both towers). `retrieval_top1` is text->image top-1
-    among 100 candidates on the test split, mean over 3 draws. Measured on the default `shapes` split with
-    (benchmarks/encoder_retrieval.py): DAMSM at 16 epochs 0.892 in 379 s (1 thread) / 0.884 in 272 s
-    (2 threads); clip-small (context 24) at 24 epochs 0.850 (colour+shape right 0.953) in 340 s (2 threads);
-    the ground-truth oracle's ceiling is 0.922. Those are `shapes` v1 figures; on v3 (captions place the
-    extras, ceiling 0.926) clip-small at 40 epochs reaches 0.742-0.757 (colour+shape 0.928-0.933): see
-    clip_pretrain.
+    among 100 candidates on the test split, mean over 3 draws. Measured on the default `shapes` split
+    (benchmarks/encoder_retrieval.py; ground-truth oracle's ceiling 0.926): DAMSM at 16 epochs 0.892 in
+    379 s (1 thread, `shapes` v1); clip-small at 40 epochs 0.732-0.828 (colour+shape 0.925-0.963, 3 seeds,
+    `shapes` v3): see clip_pretrain.
     """
 
     kind: str
