@@ -136,7 +136,8 @@ def _plain(value: Any) -> Any:
 
 
 def cache_key(kind: str, dataset: str, train: Split, config: Mapping[str, Any], seed: int) -> str:
-    """sha256 over everything that changes the trained weights."""
+    """sha256 over everything that changes the trained weights, the CLIP's architecture included: the
+    config names it (`clip-small`), and a cache must not outlive an edit of that JSON file."""
     payload = {
         "format": FORMAT_VERSION,
         "kind": kind,
@@ -145,6 +146,10 @@ def cache_key(kind: str, dataset: str, train: Split, config: Mapping[str, Any], 
         "config": _plain(dict(config)),
         "seed": seed,
     }
+    if kind == "clip" and config.get("model"):
+        from t2igan.text.clip import model_config
+
+        payload["architecture"] = model_config(str(config["model"]))
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 

@@ -51,7 +51,6 @@ def test_text_outputs(tiny):
     assert not torch.allclose(features.sentence.norm(dim=1), torch.ones(3))
 
 
-
 @torch.no_grad()
 def test_trimmed_tokens_give_the_same_features_up_to_eot(tiny):
     tokens = tiny.tokenize(CAPTIONS)["tokens"]
@@ -67,6 +66,7 @@ def test_trimmed_tokens_give_the_same_features_up_to_eot(tiny):
         assert tiny.trim_tokens(tokens) is tokens
     finally:
         tiny.model.attn_mask = saved
+
 
 @torch.no_grad()
 def test_image_outputs(tiny):

@@ -138,6 +138,19 @@ def test_the_key_covers_config_split_seed_and_format(splits, monkeypatch):
     assert key not in changed and len(changed) == 6
 
 
+def test_the_clip_key_follows_the_architecture_file_it_names(splits, tmp_path, monkeypatch):
+    import t2igan.text.clip as clip_module
+
+    train, _ = splits
+    config = full_config("clip", {"model": "clip-small"})
+    key = cache_key("clip", "shapes", train, config, 0)
+    edited = json.loads((clip_module.CONFIG_DIR / "clip-small.json").read_text())
+    edited["text_cfg"]["width"] *= 2  # what changing clip-small.json in a new release looks like
+    (tmp_path / "clip-small.json").write_text(json.dumps(edited))
+    monkeypatch.setattr(clip_module, "CONFIG_DIR", tmp_path)
+    assert cache_key("clip", "shapes", train, config, 0) != key
+
+
 def test_a_changed_config_trains_a_new_file(splits, trained, tmp_path, counted):
     first = _copy_cache(trained, "damsm", tmp_path)
     second = ensure_pretrained(
