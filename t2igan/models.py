@@ -120,6 +120,8 @@ def resolve(ref: ModelRef, registry: Any, preset: str | None = None) -> Resolved
 
 
 def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`base` with `overrides` applied. A key whose preset value is a string keeps a string: the words
+    `parse_value` reads as None, booleans or numbers (`rat_mode=none`, `name=1`) stay as written."""
     config = dict(base)
     for key, value in overrides.items():
         if key not in config:
@@ -128,6 +130,8 @@ def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where
             raise ConfigError(
                 f"{where}: unknown override {key!r}.{hint} Allowed keys: {', '.join(sorted(config))}"
             )
+        if isinstance(config[key], str) and not isinstance(value, str):
+            value = "none" if value is None else _format_value(value)
         config[key] = value
     return config
 

@@ -1,4 +1,5 @@
-"""The plan files under benchmarks/plans load, and name only registered models and datasets."""
+"""The plan files under benchmarks/plans load, name only registered models and datasets, and every
+row builds (on the meta device) with the preset the runner picks for each dataset."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from t2igan.bench.plan import load_plan_file
-from t2igan.models import resolve
+from t2igan.bench.runner import choose_preset
+from t2igan.models import parameter_counts, resolve
 from t2igan.registry import get_registry
 
 PLANS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "plans").glob("*.toml"))
@@ -21,11 +23,15 @@ def test_there_is_a_plan_per_paper_dataset_and_one_for_shapes():
 def test_plan_file_loads_with_registered_names(path):
     plan = load_plan_file(path)
     registry = get_registry()
-    for ref in plan.models:
-        assert registry.model(ref.name).name == ref.name
-        resolve(ref, registry)  # an override key the model does not have raises ConfigError
     for dataset in plan.datasets:
         assert registry.dataset(dataset).name == dataset
+    for ref in plan.models:
+        spec = registry.model(ref.name)
+        assert spec.name == ref.name
+        for dataset in plan.datasets:
+            # an override key the model does not have, or values its build rejects, raise ConfigError
+            resolved = resolve(ref, registry, preset=choose_preset(spec, dataset, ref.preset))
+            assert parameter_counts(resolved, registry)["G"]["total"] > 0
     assert plan.budget.name in ("short", "paper")
     if plan.datasets != ["shapes"]:
         assert plan.protocol == "paper" and plan.fid_mode == "paper"

@@ -46,3 +46,12 @@ def test_unknown_override_key_suggests_and_lists_allowed():
 def test_empty_list_is_an_error():
     with pytest.raises(ConfigError, match="--models is empty"):
         parse_model_list(" , ")
+
+
+def test_a_string_valued_key_keeps_the_word_written_not_its_parsed_value():
+    # `none` parses as None and `1` as 1; for a key whose preset value is a string they stay words
+    ref = parse_model_ref("ratlip:rat_mode=none,tag=1,flag=none")
+    config = apply_overrides(
+        {"rat_mode": "batch_sequence", "tag": "a", "flag": None}, ref.overrides_dict(), "x"
+    )
+    assert config == {"rat_mode": "none", "tag": "1", "flag": None}
