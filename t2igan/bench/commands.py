@@ -67,6 +67,19 @@ def emit_commands(plan: BenchPlan) -> list[str]:
     return commands
 
 
+def _check_roots(plan: BenchPlan) -> None:
+    """Every dataset folder the plan needs exists, checked before the first run: a missing root would
+    otherwise fail each of its runs in turn, after the earlier ones had trained."""
+    from t2igan.data.commands import resolve_root
+
+    for label in plan.datasets:
+        name = label.split(":", 1)[0]
+        try:
+            resolve_root(name, plan.roots.get(name))
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (bench: --root {name}=DIR, or `roots` in the plan file)") from None
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from t2igan.bench.report import build_report
     from t2igan.bench.runner import BenchRunner, expand_models
@@ -91,6 +104,7 @@ def run_bench(args: argparse.Namespace) -> int:
             "--nproc: launch one process per GPU with torchrun instead, e.g. "
             "`torchrun --nproc_per_node 4 -m t2igan train ...`; bench runs one process per run"
         )
+    _check_roots(plan)  # after --emit-commands: the jobs may run where the data is
     device = resolve_device(plan.device)
     runs = plan.runs()
     print(

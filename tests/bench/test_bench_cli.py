@@ -145,3 +145,17 @@ def test_bad_flags_are_one_line_errors():
     assert result.returncode == 2
     assert "--seeds 'a,b': expected comma-separated integers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_dataset_folder_stops_the_plan_before_any_run(tmp_path):
+    env = {"T2IGAN_DATA": "", "T2IGAN_CUB_ROOT": "", "T2IGAN_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "runs"
+    result = run_cli("bench", "--models", "dfgan,galip", "--data", "shapes,cub", "--out", str(out), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "dataset 'cub': no root folder given" in result.stderr
+    assert "--root cub=DIR" in result.stderr
+    assert not out.exists()  # nothing trained, not even the shapes runs listed first
+    # --emit-commands does not need the data here: the jobs may run on a machine that has it
+    emitted = run_cli("bench", "--models", "dfgan", "--data", "cub", "--emit-commands", env=env)
+    assert emitted.returncode == 0, emitted.stderr
+    assert "--data cub" in emitted.stdout
