@@ -15,6 +15,7 @@ from t2igan.atomic import torch_save_atomic, write_json_atomic
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import ResolvedModel, build_model, parse_model_ref, resolve
 from t2igan.nn.interfaces import BuildContext, GANModel
+from t2igan.train import distributed
 from t2igan.train.checkpoint import make_checkpoint, read_checkpoint, step_checkpoints
 from t2igan.train.session import (
     DatasetSession,
@@ -82,7 +83,8 @@ def _steps(args: argparse.Namespace, resolved: ResolvedModel, steps_per_epoch: i
 
 def run_train(args: argparse.Namespace) -> int:
     registry = _registry()
-    device = resolve_device(args.device)
+    # under torchrun: join the process group (gloo on CPU, nccl on CUDA, this rank's GPU)
+    device = distributed.init_from_environment(str(resolve_device(args.device)))
     data = DatasetSession.open(registry, args.data, args.root)
     resolved = _resolve_for(args.model, args.preset, data, registry)
     out = Path(args.out or Path("runs") / "train" / data.label / resolved.label / f"seed{args.seed}")
@@ -91,14 +93,15 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{out}: holds checkpoints of an earlier run; pass --resume to continue it, or another --out"
         )
-    pool = TextEncoderPool(registry, device, options=_plan_settings(args)[0])
-    text = pool.get(resolved.preset.text_encoder, data)
-    seed_everything(args.seed)
-    model = build_model(resolved, BuildContext(registry, text.encoder, device))
-    size = image_size(resolved)
-    source = batch_source(
-        data, text, size, resolved.preset.batch_size, args.seed, bool(getattr(model, "uses_words", False))
-    )
+    with distributed.main_process_first():  # rank 0 builds the caches, the others then read them
+        pool = TextEncoderPool(registry, device, options=_plan_settings(args)[0])
+        text = pool.get(resolved.preset.text_encoder, data)
+        seed_everything(args.seed)
+        model = build_model(resolved, BuildContext(registry, text.encoder, device))
+        size = image_size(resolved)
+        source = batch_source(
+            data, text, size, resolved.preset.batch_size, args.seed, bool(getattr(model, "uses_words", False))
+        )
     steps = _steps(args, resolved, source.steps_per_epoch)
     grid_text, grid_noise = grid_inputs(
         text, fixed_captions(data.test, 8), 8, model.generator.noise_dim, 100, device
@@ -117,10 +120,12 @@ def run_train(args: argparse.Namespace) -> int:
         label=f"{resolved.label} on {data.label}",
     )
     result = trainer.fit()
-    print(
-        f"trained {result.steps} steps in {result.train_seconds:.0f} s; checkpoint {result.final_checkpoint}"
-    )
-    print(f"samples: {out / 'train' / 'samples' / 'final.png'}")
+    if distributed.is_main_process():
+        print(
+            f"trained {result.steps} steps in {result.train_seconds:.0f} s on {distributed.world_size()} "
+            f"process(es); checkpoint {result.final_checkpoint}"
+        )
+        print(f"samples: {out / 'train' / 'samples' / 'final.png'}")
     return 0
 
 

@@ -3,12 +3,16 @@ across processes after each backward (the same arithmetic as DDP), only rank 0 w
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
+
+from t2igan.errors import ConfigError
+from t2igan.nn.interfaces import Batch, TextFeatures
 
 
 def is_distributed() -> bool:
@@ -41,6 +45,20 @@ def init_from_environment(device: str) -> torch.device:
     return target
 
 
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Rank 0 runs the block first (it builds the caches: dataset, encoders, text features); the other
+    ranks wait for it, then run the block and find the caches ready."""
+    if not is_distributed():
+        yield
+        return
+    if not is_main_process():
+        dist.barrier()
+    yield
+    if is_main_process():
+        dist.barrier()
+
+
 def average_gradients(params: Sequence[nn.Parameter]) -> None:
     """All-reduce and average the gradients of `params` in one flat buffer."""
     if not is_distributed():
@@ -57,8 +75,48 @@ def average_gradients(params: Sequence[nn.Parameter]) -> None:
         offset += g.numel()
 
 
-def shard(indices: Sequence[int]) -> list[int]:
-    """This rank's share of a batch-ordered index list (every rank gets the same count)."""
+def shard_batch(batch: Batch) -> Batch:
+    """This rank's share of a global batch: every `world_size()`-th sample from `rank()` on. The preset's
+    batch size stays the global one, so a run on N processes does the arithmetic of one process."""
     n = world_size()
-    usable = len(indices) - len(indices) % n
-    return list(indices[rank() : usable : n])
+    if n == 1:
+        return batch
+    size = len(batch.images)
+    if size % n:
+        raise ConfigError(f"batch size {size} does not split over {n} processes: use a multiple of {n}")
+    pick = slice(rank(), size, n)
+    text = batch.text
+    return Batch(
+        batch.images[pick],
+        TextFeatures(
+            text.sentence[pick],
+            None if text.words is None else text.words[pick],
+            None if text.mask is None else text.mask[pick],
+        ),
+        list(batch.captions[pick]),
+        {k: v[pick] if isinstance(v, Tensor) and len(v) == size else v for k, v in batch.extras.items()},
+    )
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Every rank takes rank 0's parameters and buffers (as DDP does when it wraps a model)."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def ranks_agree(module: nn.Module) -> bool:
+    """True when every rank holds the same parameters (compared through a sum of each tensor's values
+    and squares), i.e. the gradient averaging kept the replicas in step."""
+    if not is_distributed():
+        return True
+    with torch.no_grad():
+        sums = torch.stack(
+            [torch.stack([p.double().sum(), p.double().square().sum()]) for p in module.parameters()]
+        ).flatten()
+        low, high = sums.clone(), sums.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        return bool(torch.allclose(low, high, rtol=1e-6, atol=1e-9))

@@ -93,6 +93,7 @@ class Trainer:
         self.device = torch.device(config.device)
         self.is_writer = distributed.is_main_process()
         self.model.to(self.device)
+        distributed.broadcast_module(self.model)  # torchrun: every replica starts from rank 0's weights
         self.opt_g = torch.optim.Adam(model.generator_parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(model.discriminator_parameters(), lr=config.lr_d, betas=config.betas)
         self.sample_text = sample_text
@@ -175,6 +176,8 @@ class Trainer:
     def fit(self, resume: bool = True) -> TrainResult:
         torch.manual_seed(self.config.seed)
         resumed_from = self.resume() if resume else 0
+        if distributed.world_size() > 1:  # each rank its own noise stream (a resume restored rank 0's)
+            torch.manual_seed((self.config.seed + 1) * 1_000_003 + resumed_from * 1_009 + distributed.rank())
         if self.is_writer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.model.train()
@@ -192,7 +195,7 @@ class Trainer:
                     if iterator is None or index == 0:
                         iterator = self.source.batches(epoch, start=index)
                     tick = time.perf_counter()
-                    batch = next(iterator).to(self.device)
+                    batch = distributed.shard_batch(next(iterator)).to(self.device)
                     losses = {**self.d_step(batch), **self.g_step(batch)}
                     step_times.append(time.perf_counter() - tick)
                     self.step += 1
@@ -203,6 +206,10 @@ class Trainer:
                         raise KeyboardInterrupt(f"{stop.requested} at step {self.step}{where}")
         finally:
             bar.close()
+        if not distributed.ranks_agree(self.model):
+            raise T2IGanError(
+                f"step {self.step}: the processes' parameters differ; gradients were not averaged"
+            )
         final = self.save("final.pt")
         self.write_samples("final")
         if self.device.type == "cuda":
