@@ -322,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `bench --nproc` relaunches it
     try:
         return int(args.func(args) or 0)
     except T2IGanError as exc:

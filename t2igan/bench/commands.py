@@ -4,12 +4,18 @@ the tables and plots written beside the records."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import subprocess
+import sys
 from typing import Any
+
+import torch
 
 from t2igan.bench.plan import BenchPlan, load_plan_file, make_plan
 from t2igan.bench.records import STATUS_FINISHED
 from t2igan.errors import ConfigError
+from t2igan.train import distributed
 from t2igan.train.session import resolve_device
 
 FLAG_FIELDS = (
@@ -38,7 +44,7 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
     return make_plan({k: v for k, v in fields.items() if v not in (None, [])})
 
 
-def emit_commands(plan: BenchPlan) -> list[str]:
+def emit_commands(plan: BenchPlan, nproc: int = 1) -> list[str]:
     """One `t2igan bench` command per run (for a cluster's job array); all write into the plan's folder,
     and `t2igan report OUT` merges them afterwards."""
     commands = []
@@ -63,6 +69,8 @@ def emit_commands(plan: BenchPlan) -> list[str]:
         parts += ["--protocol", plan.protocol, "--fid-mode", plan.fid_mode, "--out", str(plan.out)]
         for name, root in plan.roots.items():
             parts += ["--root", f"{name}={root}"]
+        if nproc != 1:
+            parts += ["--nproc", str(nproc)]
         commands.append(shlex.join(parts))
     return commands
 
@@ -78,6 +86,26 @@ def _check_roots(plan: BenchPlan) -> None:
             resolve_root(name, plan.roots.get(name))
         except ConfigError as exc:
             raise ConfigError(f"{exc} (bench: --root {name}=DIR, or `roots` in the plan file)") from None
+
+
+def _relaunch(args: argparse.Namespace, nproc: int, plan: BenchPlan) -> int:
+    """`bench --nproc N`: the same command under torchrun (N processes on this machine, DDP training)."""
+    if nproc < 1:
+        raise ConfigError(f"--nproc {nproc}: expected a number of processes ≥ 1")
+    if os.environ.get("WORLD_SIZE"):
+        raise ConfigError("--nproc: this process already runs under torchrun; drop --nproc")
+    device = resolve_device(plan.device)
+    if device.type == "cuda" and torch.cuda.device_count() < nproc:
+        raise ConfigError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    argv, rest = [], list(getattr(args, "argv", None) or sys.argv[1:])
+    while rest:
+        item = rest.pop(0)
+        if item == "--nproc":
+            rest = rest[1:]
+        elif not item.startswith("--nproc="):
+            argv.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    return subprocess.run([*command, "-m", "t2igan", *argv], check=False).returncode
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -97,23 +125,26 @@ def run_bench(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--emit-commands: the plan sets encoders/probe/checkpoint_every, which flags cannot carry; run the plan file per job instead"
             )
-        print("\n".join(emit_commands(plan)))
+        print("\n".join(emit_commands(plan, getattr(args, "nproc", 1))))
         return 0
-    if getattr(args, "nproc", 1) != 1:
-        raise ConfigError(
-            "--nproc: launch one process per GPU with torchrun instead, e.g. "
-            "`torchrun --nproc_per_node 4 -m t2igan train ...`; bench runs one process per run"
-        )
     _check_roots(plan)  # after --emit-commands: the jobs may run where the data is
-    device = resolve_device(plan.device)
+    nproc = getattr(args, "nproc", 1)
+    if nproc != 1:
+        return _relaunch(args, nproc, plan)
+    device = distributed.init_from_environment(str(resolve_device(plan.device)))  # torchrun: join
     runs = plan.runs()
-    print(
-        f"plan {plan.name}: {len(plan.models)} model(s) x {len(plan.datasets)} dataset(s) x "
-        f"{len(plan.seeds)} seed(s) = {len(runs)} run(s), budget {plan.budget.describe()}, "
-        f"protocol {plan.protocol}, device {device}; writing to {plan.out}",
-        flush=True,
-    )
+    main = distributed.is_main_process()
+    if main:
+        print(
+            f"plan {plan.name}: {len(plan.models)} model(s) x {len(plan.datasets)} dataset(s) x "
+            f"{len(plan.seeds)} seed(s) = {len(runs)} run(s), budget {plan.budget.describe()}, "
+            f"protocol {plan.protocol}, device {device}, {distributed.world_size()} process(es); "
+            f"writing to {plan.out}",
+            flush=True,
+        )
     records = BenchRunner(plan, registry, device, progress=True).run()
+    if not main:
+        return 0  # rank 0 reports
     report = build_report(plan.out)
     failed = [r for r in records if r.status != STATUS_FINISHED]
     print(f"\n{len(records) - len(failed)} of {len(records)} run(s) finished; tables in {plan.out}:")

@@ -5,6 +5,7 @@ resume from their last checkpoint, a failing one is recorded as failed and the p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -33,6 +34,7 @@ from t2igan.bench.records import (
 from t2igan.errors import T2IGanError
 from t2igan.models import ModelRef, ResolvedModel, build_model, resolve
 from t2igan.nn.interfaces import BuildContext
+from t2igan.train import distributed
 from t2igan.train.session import (
     DatasetSession,
     TextEncoderPool,
@@ -44,6 +46,7 @@ from t2igan.train.session import (
     model_info,
     seed_everything,
 )
+from t2igan.train.trainer import TrainingDiverged
 
 GRID_CAPTIONS = 8  # the sample grid: 8 fixed test captions (rows) ...
 GRID_NOISE = 8  # ... x 8 fixed noise vectors (columns), identical for every model and seed of a plan
@@ -94,6 +97,8 @@ class BenchRunner:
         if not plan.models:
             self.plan.models = expand_models(plan, registry)
         self.datasets: dict[str, DatasetSession] = {}
+        # under torchrun every rank runs the plan; training is shared, rank 0 evaluates and writes
+        self.writer = distributed.is_main_process()
         self.encoders = TextEncoderPool(registry, device, progress, plan.encoders)
         self.eval_encoders = EvalEncoders(self.encoders, plan.probe, progress)
 
@@ -106,8 +111,9 @@ class BenchRunner:
 
     def run(self) -> list[RunRecord]:
         out = Path(self.plan.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_plan(out, self.plan.as_dict())
+        if self.writer:
+            out.mkdir(parents=True, exist_ok=True)
+            write_plan(out, self.plan.as_dict())
         keys = self.plan.runs()
         records = []
         for number, key in enumerate(keys, 1):
@@ -117,11 +123,12 @@ class BenchRunner:
     def run_one(self, key: RunKey, label: str) -> RunRecord:
         folder = run_dir(self.plan.out, key.dataset, key.model.variant, key.seed)
         previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
+        say = _say if self.writer else _quiet
         if previous is not None and previous.status == STATUS_FINISHED:
             self._check_same_split(key, previous, folder)
-            _say(f"{label}: finished earlier, skipped")
+            say(f"{label}: finished earlier, skipped")
             return previous
-        _say(f"{label}: {'resuming' if previous is not None else 'starting'}")
+        say(f"{label}: {'resuming' if previous is not None else 'starting'}")
         record = RunRecord(
             plan=self.plan.name,
             dataset=key.dataset,
@@ -139,17 +146,26 @@ class BenchRunner:
                 f"interrupted ({exc or 'KeyboardInterrupt'}); run again to resume",
             )
             record.finished = time.time()
-            write_record(folder, record)
+            self._write(folder, record)
             raise
         except Exception as exc:  # one run failing must not stop the plan
             record.status = STATUS_FAILED
             record.error = f"{type(exc).__name__}: {exc}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-            _say(f"{label}: FAILED: {record.error} (traceback in {folder / 'error.log'})")
+            if self.writer:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+            say(f"{label}: FAILED: {record.error} (traceback in {folder / 'error.log'})")
+            if isinstance(exc, _RanksApart):  # the other processes cannot go on in step: stop them all
+                record.finished = time.time()
+                self._write(folder, record)
+                raise
         record.finished = time.time()
-        write_record(folder, record)
+        self._write(folder, record)
         return record
+
+    def _write(self, folder: Path, record: RunRecord) -> None:
+        if self.writer:
+            write_record(folder, record)
 
     def _inception_settings(self, dataset: str) -> dict[str, Any]:
         """FID mode, local Inception weights and the dataset's official reference statistics, if given."""
@@ -176,6 +192,23 @@ class BenchRunner:
                 )
 
     def _execute(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> None:
+        with distributed.main_process_first():  # rank 0 builds the caches; the other ranks read them
+            new_trainer, model, text, data, protocol, size = self._prepare(key, folder, record, label)
+        trainer = new_trainer()  # outside: it broadcasts rank 0's weights, a collective of every rank
+        try:
+            result = trainer.fit()
+        except TrainingDiverged:
+            raise  # every rank saw it at the same step (a collective check): the plan goes on together
+        except Exception as exc:
+            if distributed.world_size() > 1:
+                raise _RanksApart(str(exc)) from exc
+            raise
+        if not self.writer:
+            return  # rank 0 evaluates and records; the others go on to the next run's training
+        record.history = _loss_history(trainer.log_path) + _read_history(folder / HISTORY_FILE)
+        self._evaluate(key, folder, record, label, model, text, data, protocol, size, result)
+
+    def _prepare(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> tuple[Any, ...]:
         data = self.dataset(key.dataset)
         spec = self.registry.model(key.model.name)
         resolved = resolve(key.model, self.registry, preset=choose_preset(spec, data.name, key.model.preset))
@@ -193,7 +226,7 @@ class BenchRunner:
         }
         text = self.encoders.get(resolved.preset.text_encoder, data)
         record.text_encoder = text.info
-        write_record(folder, record)  # a "running" record says what is being done, even if it dies
+        self._write(folder, record)  # a "running" record says what is being done, even if it dies
 
         seed_everything(key.seed)
         size = image_size(resolved)
@@ -214,7 +247,8 @@ class BenchRunner:
             self.plan.eval_seed,
             self.device,
         )
-        trainer = make_trainer(
+        new_trainer = functools.partial(
+            make_trainer,
             model,
             source,
             resolved,
@@ -230,9 +264,21 @@ class BenchRunner:
             label=label,
             on_step=self._progress_evaluator(model, text, data, protocol, size, folder),
         )
-        result = trainer.fit()
-        record.history = _loss_history(trainer.log_path) + _read_history(folder / HISTORY_FILE)
+        return new_trainer, model, text, data, protocol, size
 
+    def _evaluate(
+        self,
+        key: RunKey,
+        folder: Path,
+        record: RunRecord,
+        label: str,
+        model: Any,
+        text: Any,
+        data: DatasetSession,
+        protocol: Any,
+        size: int,
+        result: Any,
+    ) -> None:
         metrics, evaluation = evaluate_model(
             model,
             text,
@@ -246,9 +292,10 @@ class BenchRunner:
             progress=self.progress,
             **self._inception_settings(key.dataset),
         )
-        throughput_text = text.encode(fixed_captions(data.test, resolved.preset.batch_size), self.device)
+        throughput_text = text.encode(fixed_captions(data.test, record.budget["batch_size"]), self.device)
         record.costs = run_costs(model, result, inference_throughput(model, throughput_text, self.device))
         record.costs["eval_seconds"] = evaluation.seconds
+        record.costs["processes"] = distributed.world_size()  # torchrun: train costs are of N processes
         record.metrics = metrics + cost_metrics(record.costs)
         _say(
             f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in protocol.metrics)
@@ -295,6 +342,15 @@ class BenchRunner:
 
 
 HISTORY_FILE = "history.jsonl"
+
+
+class _RanksApart(T2IGanError):
+    """Training failed in one process of a torchrun job: the others cannot follow it to the next run, so
+    the job stops (the run is recorded as failed; running the plan again resumes it)."""
+
+
+def _quiet(message: str) -> None:
+    """Ranks other than 0 say nothing: one progress display per job."""
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ across processes after each backward (the same arithmetic as DDP), only rank 0 w
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from collections.abc import Iterator, Sequence
 
@@ -13,6 +14,9 @@ from torch import Tensor, nn
 
 from t2igan.errors import ConfigError
 from t2igan.nn.interfaces import Batch, TextFeatures
+
+TIMEOUT_ENV = "T2IGAN_DIST_TIMEOUT_MINUTES"
+DEFAULT_TIMEOUT_MINUTES = 240
 
 
 def is_distributed() -> bool:
@@ -37,7 +41,9 @@ def init_from_environment(device: str) -> torch.device:
         return torch.device(device)
     target = torch.device(device)
     backend = "nccl" if target.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    # a bench evaluates on rank 0 while the others wait at the next collective: allow hours, not minutes
+    minutes = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MINUTES))
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=minutes))
     if target.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
@@ -54,8 +60,24 @@ def main_process_first() -> Iterator[None]:
         return
     if not is_main_process():
         dist.barrier()
-    yield
-    if is_main_process():
+    try:
+        yield
+    finally:  # also when the block raised: a config error then reaches every rank in turn
+        if is_main_process():
+            dist.barrier()
+
+
+def all_finite(value: Tensor) -> bool:
+    """Whether `value` is finite on every rank: one rank's NaN stops all of them at the same step (a rank
+    that stopped alone would leave the others waiting in the next all-reduce)."""
+    finite = torch.isfinite(value.detach()).all().float().reshape(1)
+    if is_distributed():
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def barrier() -> None:
+    if is_distributed():
         dist.barrier()
 
 

@@ -149,7 +149,7 @@ class Trainer:
                 f"{type(self.model).__name__} returned losses without a 'loss' entry: {sorted(losses)}"
             )
         loss = losses["loss"]
-        if not torch.isfinite(loss.detach()).all():
+        if not distributed.all_finite(loss):
             raise TrainingDiverged(f"step {self.step}: non-finite loss {_as_floats(losses)}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

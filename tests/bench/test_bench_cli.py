@@ -159,3 +159,32 @@ def test_a_missing_dataset_folder_stops_the_plan_before_any_run(tmp_path):
     emitted = run_cli("bench", "--models", "dfgan", "--data", "cub", "--emit-commands", env=env)
     assert emitted.returncode == 0, emitted.stderr
     assert "--data cub" in emitted.stdout
+
+
+def test_nproc_runs_the_plan_under_torchrun_and_a_diverged_run_does_not_stall_it(
+    tmp_path, cache_env, finished_plan
+):
+    # the diverging row comes first: both processes must see its NaN at the same step and go on together
+    plan = write_plan(
+        tmp_path,
+        "ddp",
+        'models = ["dfgan:magp_weight=nan", "dfgan"]\nseeds = [0]\nsteps = 4\neval_every = 2\n',
+    )
+    out = tmp_path / "out"
+    result = run_cli("bench", str(plan), "--nproc", "2", "--out", str(out), env=cache_env)
+    assert result.returncode == 1, result.stderr[-3000:]  # one failed run
+    assert result.stdout.count("1 of 2 run(s) finished") == 1 and "2 process(es)" in result.stdout
+    failed = json.loads(
+        (out / "shapes_size=tiny" / "dfgan_magp_weight=nan" / "seed0" / "record.json").read_text()
+    )
+    assert failed["status"] == "failed" and "non-finite" in failed["error"]
+    run = out / "shapes_size=tiny" / "dfgan" / "seed0"
+    record = json.loads((run / "record.json").read_text())
+    assert record["status"] == "finished" and record["costs"]["processes"] == 2
+    assert {m["name"] for m in record["metrics"]} >= {"probe", "probe_fd"}
+    steps = [json.loads(line)["step"] for line in (run / "train" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 4
+    assert sorted({h["step"] for h in map(json.loads, (run / "history.jsonl").read_text().splitlines())}) == [
+        2,
+        4,
+    ]

@@ -55,12 +55,16 @@ def _worker(rank: int, world: int, port: int, results: dict) -> None:
             "note": mine.extras["note"],
             "mask_rows": len(mine.text.mask),
             "agree_after_drift": distributed.ranks_agree(layer),
+            "finite_when_one_rank_is_nan": distributed.all_finite(
+                torch.tensor(float("nan") if rank else 1.0)
+            ),
+            "finite_when_all_are": distributed.all_finite(torch.tensor(1.0)),
         }
     finally:
         dist.destroy_process_group()
 
 
-def test_two_processes_average_gradients_split_the_batch_and_detect_drift():
+def test_two_processes_average_gradients_split_the_batch_and_agree_on_drift_and_nan():
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(_worker, args=(2, _free_port(), results), nprocs=2, join=True)
@@ -69,6 +73,8 @@ def test_two_processes_average_gradients_split_the_batch_and_detect_drift():
         assert got[rank]["same_start"] is True  # rank 0's weights broadcast to rank 1
         assert got[rank]["weight_grad"] == [1.5] and got[rank]["bias_grad"] == [5.0]  # the mean
         assert got[rank]["agree_after_drift"] is False
+        # a NaN on rank 1 stops rank 0 too, at the same step
+        assert got[rank]["finite_when_one_rank_is_nan"] is False and got[rank]["finite_when_all_are"] is True
         assert got[rank]["note"] == "kept" and got[rank]["mask_rows"] == 2
     assert got[0]["images"] == [0.0, 2.0] and got[1]["images"] == [1.0, 3.0]
     assert got[0]["captions"] == ["a", "c"] and got[1]["captions"] == ["b", "d"]
