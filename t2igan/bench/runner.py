@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,8 @@ class BenchRunner:
 
     def _execute(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> None:
         with distributed.main_process_first():  # rank 0 builds the caches; the other ranks read them
-            new_trainer, model, text, data, protocol, size = self._prepare(key, folder, record, label)
-        trainer = new_trainer()  # outside: it broadcasts rank 0's weights, a collective of every rank
+            parts = self._prepare(key, folder, record, label)
+        trainer = parts.new_trainer()  # outside: it broadcasts rank 0's weights, a collective of every rank
         try:
             result = trainer.fit()
         except TrainingDiverged:
@@ -206,9 +207,9 @@ class BenchRunner:
         if not self.writer:
             return  # rank 0 evaluates and records; the others go on to the next run's training
         record.history = _loss_history(trainer.log_path) + _read_history(folder / HISTORY_FILE)
-        self._evaluate(key, folder, record, label, model, text, data, protocol, size, result)
+        self._evaluate(key, folder, record, label, parts, result)
 
-    def _prepare(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> tuple[Any, ...]:
+    def _prepare(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> _RunParts:
         data = self.dataset(key.dataset)
         spec = self.registry.model(key.model.name)
         resolved = resolve(key.model, self.registry, preset=choose_preset(spec, data.name, key.model.preset))
@@ -264,21 +265,12 @@ class BenchRunner:
             label=label,
             on_step=self._progress_evaluator(model, text, data, protocol, size, folder),
         )
-        return new_trainer, model, text, data, protocol, size
+        return _RunParts(model, text, data, protocol, size, new_trainer)
 
     def _evaluate(
-        self,
-        key: RunKey,
-        folder: Path,
-        record: RunRecord,
-        label: str,
-        model: Any,
-        text: Any,
-        data: DatasetSession,
-        protocol: Any,
-        size: int,
-        result: Any,
+        self, key: RunKey, folder: Path, record: RunRecord, label: str, parts: _RunParts, result: Any
     ) -> None:
+        model, text, data, protocol, size = parts.model, parts.text, parts.data, parts.protocol, parts.size
         metrics, evaluation = evaluate_model(
             model,
             text,
@@ -342,6 +334,18 @@ class BenchRunner:
 
 
 HISTORY_FILE = "history.jsonl"
+
+
+@dataclasses.dataclass
+class _RunParts:
+    """What one run's training and evaluation share; `new_trainer()` is called by every rank together."""
+
+    model: Any
+    text: Any
+    data: DatasetSession
+    protocol: Any
+    size: int
+    new_trainer: Callable[[], Any]
 
 
 class _RanksApart(T2IGanError):
