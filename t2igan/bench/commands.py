@@ -44,31 +44,31 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
     return make_plan({k: v for k, v in fields.items() if v not in (None, [])})
 
 
-def emit_commands(plan: BenchPlan, nproc: int = 1) -> list[str]:
+def emit_commands(plan: BenchPlan, nproc: int = 1, plan_file: str | None = None) -> list[str]:
     """One `t2igan bench` command per run (for a cluster's job array); all write into the plan's folder,
-    and `t2igan report OUT` merges them afterwards."""
+    and `t2igan report OUT` merges them afterwards. With a plan file each command names it, so the fields
+    no flag carries (encoders, probe, eval_every, checkpoint_every, eval_seed, name) come from it; every
+    field a flag carries is written out, so flags given beside the file are kept too."""
     commands = []
     for key in plan.runs():
-        parts = [
-            "t2igan",
-            "bench",
-            "--models",
-            key.model.label,
-            "--data",
-            key.dataset,
-            "--seeds",
-            str(key.seed),
-        ]
+        parts = ["t2igan", "bench", *([plan_file] if plan_file else [])]
+        parts += ["--models", key.model.label, "--data", key.dataset, "--seeds", str(key.seed)]
         budget = plan.budget
-        if budget.steps is not None and budget.name in ("steps",):
+        if budget.name == "steps":
             parts += ["--steps", str(budget.steps)]
-        elif budget.epochs is not None:
+        elif budget.name == "epochs":
             parts += ["--epochs", str(budget.epochs)]
         else:
             parts += ["--budget", budget.name]
         parts += ["--protocol", plan.protocol, "--fid-mode", plan.fid_mode, "--out", str(plan.out)]
+        if plan.inception_weights:
+            parts += ["--inception-weights", plan.inception_weights]
+        for name, npz in plan.fid_reference.items():
+            parts += ["--fid-reference", f"{name}={npz}"]
         for name, root in plan.roots.items():
             parts += ["--root", f"{name}={root}"]
+        if plan.device:
+            parts += ["--device", plan.device]
         if nproc != 1:
             parts += ["--nproc", str(nproc)]
         commands.append(shlex.join(parts))
@@ -121,11 +121,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for label in plan.datasets:
         registry.dataset(label.split(":", 1)[0])
     if getattr(args, "emit_commands", False):
-        if plan.encoders or plan.probe or plan.checkpoint_every:
-            raise ConfigError(
-                "--emit-commands: the plan sets encoders/probe/checkpoint_every, which flags cannot carry; run the plan file per job instead"
-            )
-        print("\n".join(emit_commands(plan, getattr(args, "nproc", 1))))
+        print("\n".join(emit_commands(plan, getattr(args, "nproc", 1), args.plan)))
         return 0
     _check_roots(plan)  # after --emit-commands: the jobs may run where the data is
     nproc = getattr(args, "nproc", 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from t2igan.bench.plan import BUDGET_STEPS, load_plan_file, make_plan
@@ -90,3 +92,62 @@ def test_official_fid_statistics_and_inception_weights_reach_the_fid_metric(tmp_
     }
     assert configs["kid"] == {"weights": "/w/inception_v3_google-0cc3c7bd.pth"}
     assert BenchRunner._inception_settings(runner, "coco")["fid_reference"] is None
+
+
+PLAN_WITH_FILE_ONLY_FIELDS = """
+name = "grid"
+models = ["dfgan", "dfgan:fusion=rat"]
+data = ["shapes"]
+seeds = [0, 1]
+steps = 50
+fid_mode = "clean"
+device = "cpu"
+inception_weights = "/weights/pt_inception.pth"
+eval_seed = 7
+eval_every = 10
+eval_every_images = 16
+checkpoint_every = 5
+[probe]
+count = 200
+[encoders.damsm]
+epochs = 1
+"""
+
+
+@pytest.mark.parametrize("with_file", [True, False])
+def test_emitted_commands_rebuild_the_plan_one_run_each(tmp_path, with_file):
+    from t2igan.bench.commands import emit_commands, plan_from_args
+    from t2igan.cli import build_parser
+
+    parser = build_parser()
+    if with_file:
+        path = tmp_path / "grid.toml"
+        path.write_text(PLAN_WITH_FILE_ONLY_FIELDS, encoding="utf-8")
+        given = ["bench", str(path), "--root", "cub=/data/birds", "--emit-commands"]
+    else:
+        given = ["bench", "--models", "dfgan,dfgan:fusion=rat", "--seeds", "0,1", "--steps", "50"]
+        given += [
+            "--fid-mode",
+            "clean",
+            "--device",
+            "cpu",
+            "--inception-weights",
+            "/w/i.pth",
+            "--emit-commands",
+        ]
+    args = parser.parse_args(given)
+    plan = plan_from_args(args)
+    commands = emit_commands(plan, 2, args.plan)
+    assert len(commands) == 4
+    for key, command in zip(plan.runs(), commands, strict=True):
+        argv = shlex.split(command)
+        assert argv[:2] == ["t2igan", "bench"] and argv[-2:] == ["--nproc", "2"]
+        one = plan_from_args(parser.parse_args(argv[1:]))
+        assert one.runs() == [key]
+        expected = {
+            **plan.as_dict(),
+            "models": [key.model.label],
+            "datasets": [key.dataset],
+            "seeds": [key.seed],
+        }
+        assert one.as_dict() == expected  # nothing of the plan lost: budget, encoders, probe, eval_every ...
