@@ -19,8 +19,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 # Steps per run for the named budgets; `paper` trains for the preset's own `max_epoch`. `short` is where
 # every model should beat chance on every `shapes` attribute by a wide margin: at 3,000 steps (about five
-# epochs at the tiny presets' batch 16) DF-GAN's main shape was 0.245 and its count 0.333 (chance 0.167
-# and 0.333), at 6,000 0.374 and 0.475, all-correct 0.139 -> 0.301 (seed 0, shapes v3).
+# epochs at the tiny presets' batch 16) DF-GAN's main shape was 0.245 and its count 0.333, at 6,000 0.374
+# and 0.475, all-correct 0.139 -> 0.301 (seed 0, shapes v3). Chance (the best text-blind constant answer)
+# is 0.175 for shape and 0.5 for count: the count is scored only where a caption lists extras (2 or 3).
 BUDGET_STEPS = {"smoke": 300, "short": 6000}
 BUDGETS = (*BUDGET_STEPS, "paper")
 PLAN_FIELDS = (

@@ -30,7 +30,7 @@ PROVENANCE_COLUMNS = (
     "seed",
     "stand_in",
     "weights_note",
-    "chance",  # what a generator that ignores the text scores (probe attributes: 1 / classes)
+    "chance",  # what a generator that ignores the text scores (probe: share of the commonest stated value)
     "reference",  # what real test images score (the probe's own accuracy)
     "min_accuracy",  # the probe's acceptance threshold on real test images (0.95 unless a plan lowers it)
 )

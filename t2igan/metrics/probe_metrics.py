@@ -43,6 +43,18 @@ def probe_targets(
     return targets
 
 
+def chance_level(targets: Sequence[Mapping[str, Any]], name: str) -> float:
+    """What a generator that ignores the text scores on attribute `name`: the share of the most common
+    value among the targets that state it (its best constant answer). Not 1 / classes: on `shapes` the
+    count is stated only when a caption lists the extras, so the scored counts are 2 or 3 and a
+    text-blind generator drawing two objects every time scores 0.5, not 0.333."""
+    stated = [str(t[name]) for t in targets if t.get(name) is not None]
+    if not stated:
+        return float("nan")
+    _, counts = np.unique(stated, return_counts=True)
+    return float(counts.max() / len(stated))
+
+
 def validated_probe(context: EvalContext, metric: str) -> TrainedProbe:
     """The context's probe, validated once on the real test images and refused below min_accuracy."""
     probe: TrainedProbe = context.encoder("probe", metric)
@@ -108,7 +120,7 @@ class ProbeMetric:
         for name, accuracy in result["per_attribute"].items():
             if np.isnan(accuracy):  # no caption stated this attribute: nothing to score
                 continue
-            levels = {"chance": 1.0 / len(probe.vocab[name]), "reference": (probe.validation or {}).get(name)}
+            levels = {"chance": chance_level(targets, name), "reference": (probe.validation or {}).get(name)}
             values.append(
                 MetricValue(f"probe_{name}", accuracy, None, {**provenance, **levels}, higher_is_better=True)
             )

@@ -17,7 +17,7 @@ from t2igan.metrics.probe import (
     scalar_attributes,
     train_probe,
 )
-from t2igan.metrics.probe_metrics import ProbeFDMetric, ProbeMetric
+from t2igan.metrics.probe_metrics import ProbeFDMetric, ProbeMetric, chance_level
 
 from .conftest import synthetic_shapes
 
@@ -80,7 +80,8 @@ def test_probe_metric_scores_images_against_their_captions(probe, data):
     assert values["probe"].provenance["extractor_sha256"] == probe.key
     assert values["probe"].provenance["min_accuracy"] == probe.config.min_accuracy
     colour = values["probe_colour"].provenance  # the levels a reader needs beside the number
-    assert colour["chance"] == 1 / len(probe.vocab["colour"])
+    colours = [lab["colour"] for lab in labels]  # the commonest colour's share: a text-blind constant answer
+    assert colour["chance"] == pytest.approx(max(map(colours.count, set(colours))) / len(colours))
     assert colour["reference"] == probe.validation["colour"]
     # images shown against the wrong captions: the attributes no longer match
     shuffled = images[np.random.default_rng(0).permutation(len(images))]
@@ -95,6 +96,14 @@ def test_probe_metric_scores_images_against_their_captions(probe, data):
     )
     assert {"probe", "probe_background"} <= set(stated) and "probe_colour" not in stated
     assert stated["probe"].value == stated["probe_background"].value
+
+
+def test_chance_is_the_best_constant_answer_over_the_stated_targets():
+    # counts stated only for scenes with extras (2 or 3): chance is 0.5 although the probe knows 1, 2, 3
+    targets = [{"count": 2}, {"count": 3}, {"count": None}, {"count": 2}, {"count": 3}, {}]
+    assert chance_level(targets, "count") == 0.5
+    assert chance_level([{"bg": "gray"}, {"bg": "gray"}, {"bg": "white"}], "bg") == pytest.approx(2 / 3)
+    assert np.isnan(chance_level([{"count": None}], "count"))
 
 
 def test_probe_fd_separates_real_from_noise(probe, data):
