@@ -105,7 +105,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         close = difflib.get_close_matches(args.pattern, sorted(registry.models), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        print(f"t2igan models: no model matches {args.pattern!r}{hint}", file=sys.stderr)
+        known = ", ".join(sorted(registry.models))
+        print(f"t2igan models: no model matches {args.pattern!r}{hint}; known: {known}", file=sys.stderr)
         return 1
     header = f"{'model.preset':<24} {'dataset':<12} {'size':>5} {'G params':>13} {'D params':>13} {'C params':>11}  license"
     print(header)
