@@ -259,6 +259,19 @@ def attribute_accuracy(predicted: Mapping[str, Tensor], targets: Mapping[str, Te
     }
 
 
+def confusion(predicted: Tensor, target: Tensor, values: Sequence[str]) -> dict[str, dict[str, int]]:
+    """How often each stated value was drawn as each value: {stated: {predicted: images}}, the zero cells
+    left out; only targets that state the attribute count (a value the probe never saw is stated as
+    "unseen"). Says what an accuracy hides: a generator that draws three objects for every caption."""
+    table: dict[str, dict[str, int]] = {}
+    for stated, drawn in zip(target.tolist(), predicted.tolist(), strict=True):
+        if stated == MISSING:
+            continue
+        row = table.setdefault("unseen" if stated == UNSEEN else values[stated], {})
+        row[values[drawn]] = row.get(values[drawn], 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(table.items())}
+
+
 def train_probe(
     images: Any,
     labels: Labels,

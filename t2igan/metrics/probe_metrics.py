@@ -14,7 +14,7 @@ from torch import Tensor
 from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalBatch, EvalContext, cached_reference
 from t2igan.metrics.fid import feature_statistics, frechet_distance
-from t2igan.metrics.probe import PROBE_VERSION, TrainedProbe, attribute_accuracy, encode_labels
+from t2igan.metrics.probe import PROBE_VERSION, TrainedProbe, attribute_accuracy, confusion, encode_labels
 from t2igan.metrics.r_precision import record_attributes
 from t2igan.metrics.stats_cache import StatsKey
 from t2igan.metrics.values import MetricValue, make_provenance
@@ -45,9 +45,9 @@ def probe_targets(
 
 def chance_level(targets: Sequence[Mapping[str, Any]], name: str) -> float:
     """What a generator that ignores the text scores on attribute `name`: the share of the most common
-    value among the targets that state it (its best constant answer). Not 1 / classes: on `shapes` the
-    count is stated only when a caption lists the extras, so the scored counts are 2 or 3 and a
-    text-blind generator drawing two objects every time scores 0.5, not 0.333."""
+    value among the targets that state it (its best constant answer). Not 1 / classes: the classes a
+    caption states need not be balanced (on `shapes` v3 only captions listing extras stated the count, so
+    the scored counts were 2 or 3 and a text-blind generator drawing two objects every time scored 0.5)."""
     stated = [str(t[name]) for t in targets if t.get(name) is not None]
     if not stated:
         return float("nan")
@@ -114,13 +114,18 @@ class ProbeMetric:
             raise ConfigError("metric 'probe': no generated images with known captions were evaluated")
         predicted = {name: torch.cat(parts) for name, parts in self.predictions.items()}
         targets = probe_targets(self.context.records, self.samples, self.config.get("stated"))
-        result = attribute_accuracy(predicted, encode_labels(targets, probe.vocab))
+        encoded = encode_labels(targets, probe.vocab)
+        result = attribute_accuracy(predicted, encoded)
         provenance = _probe_provenance(probe, self.context, len(self.samples))
         values = [MetricValue("probe", result["all_correct"], None, provenance, higher_is_better=True)]
         for name, accuracy in result["per_attribute"].items():
             if np.isnan(accuracy):  # no caption stated this attribute: nothing to score
                 continue
-            levels = {"chance": chance_level(targets, name), "reference": (probe.validation or {}).get(name)}
+            levels = {
+                "chance": chance_level(targets, name),
+                "reference": (probe.validation or {}).get(name),
+                "confusion": confusion(predicted[name], encoded[name], probe.vocab[name]),
+            }
             values.append(
                 MetricValue(f"probe_{name}", accuracy, None, {**provenance, **levels}, higher_is_better=True)
             )

@@ -10,9 +10,12 @@ import torch
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample
 from t2igan.metrics.probe import (
+    MISSING,
+    UNSEEN,
     ProbeConfig,
     ProbeNet,
     TrainedProbe,
+    confusion,
     load_or_train_probe,
     scalar_attributes,
     train_probe,
@@ -83,6 +86,10 @@ def test_probe_metric_scores_images_against_their_captions(probe, data):
     colours = [lab["colour"] for lab in labels]  # the commonest colour's share: a text-blind constant answer
     assert colour["chance"] == pytest.approx(max(map(colours.count, set(colours))) / len(colours))
     assert colour["reference"] == probe.validation["colour"]
+    drawn = colour["confusion"]  # a well-drawn set: nearly all on the diagonal, every image counted once
+    assert sum(sum(row.values()) for row in drawn.values()) == len(images)
+    diagonal = sum(row.get(stated, 0) for stated, row in drawn.items())
+    assert diagonal / len(images) == pytest.approx(values["probe_colour"].value)
     # images shown against the wrong captions: the attributes no longer match
     shuffled = images[np.random.default_rng(0).permutation(len(images))]
     assert _run(ProbeMetric, probe, (images, labels), shuffled)["probe"].value < 0.2
@@ -104,6 +111,18 @@ def test_chance_is_the_best_constant_answer_over_the_stated_targets():
     assert chance_level(targets, "count") == 0.5
     assert chance_level([{"bg": "gray"}, {"bg": "gray"}, {"bg": "white"}], "bg") == pytest.approx(2 / 3)
     assert np.isnan(chance_level([{"count": None}], "count"))
+
+
+def test_confusion_counts_each_stated_value_as_drawn():
+    values = ["1", "2", "3"]
+    target = torch.tensor([0, 1, 1, 2, 2, MISSING, UNSEEN])
+    predicted = torch.tensor([0, 2, 1, 2, 2, 0, 1])
+    assert confusion(predicted, target, values) == {
+        "1": {"1": 1},
+        "2": {"2": 1, "3": 1},
+        "3": {"3": 2},
+        "unseen": {"2": 1},
+    }
 
 
 def test_probe_fd_separates_real_from_noise(probe, data):
