@@ -126,10 +126,11 @@ def test_render_through_the_split_interface(small):
 
 def test_each_caption_lists_the_attributes_it_leaves_unstated(small):
     """The probe scores a generated image only on what its caption says: background and size are named by
-    some templates and not others, colour and shape by all."""
+    some templates and not others, colour and shape by all, the count (a number word, or the extras listed)
+    by four of the ten, for scenes of one object as for those of two or three."""
     import re
 
-    from t2igan.data.shapes import BACKGROUND_WORDS, SIZE_WORDS
+    from t2igan.data.shapes import BACKGROUND_WORDS, COUNT_WORDS, SIZE_WORDS
 
     def names(caption, words):
         return any(re.search(rf"\b{w}\b", caption) for w in words)
@@ -143,9 +144,18 @@ def test_each_caption_lists_the_attributes_it_leaves_unstated(small):
             assert "main_colour" not in unstated and "main_shape" not in unstated
             assert ("background" in unstated) != names(caption, BACKGROUND_WORDS[attrs["background"]])
             assert ("main_size" in unstated) != names(caption, SIZE_WORDS[attrs["main_size"]])
-            if attrs["object_count"] == 1:
-                assert "object_count" in unstated
             checked += 1
+        stating = [
+            c
+            for c, u in zip(record.captions, attrs["caption_attributes"], strict=True)
+            if "object_count" not in u
+        ]
+        assert len(stating) == 4  # four captions of every scene state the count, alone or not
+        words = COUNT_WORDS[attrs["object_count"]]
+        if attrs["object_count"] == 1:
+            assert all(any(caption.startswith(w) for w in words) for caption in stating), stating
+        else:
+            assert sum(caption.startswith(words[0] + " shapes") for caption in stating) == 1, stating
     assert checked == 1000
 
 
