@@ -9,7 +9,8 @@ so no encoder can expect more. `cs-top1`: how often the top-ranked image has the
 and shape (the colour+shape retrieval of issue #4); both use the candidate draws of the CLIP
 retrieval function. `pos` and `count`: when that top-ranked image has the right main colour and shape,
 how often it also has the main position the caption names, and the object count of a caption that states
-it (lists the extras, or says the main object is alone) (what a generator conditioned on the encoder can learn about placement and number).
+it by listing the extras or saying the main object is alone (what a generator conditioned on the encoder
+can learn about placement and number).
 `--checkpoint` scores a saved encoder (e.g. the one a bench cached) without training.
 
     python benchmarks/encoder_retrieval.py --kind both --threads 2
@@ -78,7 +79,7 @@ def _consistent(caption: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
         if a[key] != b[key] and _mentions(caption, table[a[key]]):
             return False
     names_extras = bool(re.search(r"\bto the (north|south|east|west)", caption))  # "a blue star to the north"
-    states_count = names_extras or re.search(r"^(a lone|a single|only one|just one)\b", caption)
+    states_count = names_extras or caption.startswith(shapes.COUNT_WORDS[1])  # "a lone red circle ..."
     if states_count and a["object_count"] != b["object_count"]:
         return False
     extras = [sorted((o["colour"], o["shape"], o["position"]) for o in x["objects"][:-1]) for x in (a, b)]

@@ -105,8 +105,8 @@ POSITION_WORDS = {
     "bottom right": ("at the bottom right", "in the lower right corner"),
 }
 COUNT_WORDS = {1: ("a lone", "a single", "only one", "just one"), 2: ("two",), 3: ("three",)}
-# {s} size, {c} colour, {o} shape, {p} position, {b} background; {n} the number of objects; {x} the extras, each with its colour,
-# shape and cell ("a blue star to the northwest and a green cross to the east").
+# {s} size, {c} colour, {o} shape, {p} position, {b} background; {n} the number of objects; {x} the extras,
+# each with its colour, shape and cell ("a blue star to the northwest and a green cross to the east").
 MAIN_TEMPLATES = (
     "a {s} {c} {o} {p} on a {b} background",
     "there is a {s} {c} {o} {p}",
