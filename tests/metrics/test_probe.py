@@ -86,7 +86,7 @@ def test_probe_metric_scores_images_against_their_captions(probe, data):
     colours = [lab["colour"] for lab in labels]  # the commonest colour's share: a text-blind constant answer
     assert colour["chance"] == pytest.approx(max(map(colours.count, set(colours))) / len(colours))
     assert colour["reference"] == probe.validation["colour"]
-    drawn = colour["confusion"]  # a well-drawn set: nearly all on the diagonal, every image counted once
+    drawn = colour["confusion"]  # every image counted once; its diagonal is the accuracy
     assert sum(sum(row.values()) for row in drawn.values()) == len(images)
     diagonal = sum(row.get(stated, 0) for stated, row in drawn.items())
     assert diagonal / len(images) == pytest.approx(values["probe_colour"].value)
