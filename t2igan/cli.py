@@ -244,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="generate images from captions with a checkpoint")
     p.add_argument("--ckpt", required=True, help="a checkpoint written by `t2igan train` or `t2igan convert`")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="optional check: the model (e.g. dfgan or dfgan.bird256) the checkpoint must hold; "
+        "the checkpoint itself says which model to build",
+    )
     p.add_argument("--text", action="append", required=True, help="a caption (repeat for several)")
     p.add_argument("--n", type=int, default=8, help="images per caption")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
@@ -283,8 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_data_prepare)
 
     p = sub.add_parser("convert", help="convert an official released checkpoint into ours")
-    p.add_argument("checkpoint", help="the official .pth file")
-    p.add_argument("--model", required=True, help="model reference, e.g. dfgan.bird256")
+    p.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="the official .pth file(s): RAT-GAN releases netG and netD as two files, give both",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model, e.g. dfgan, or with the paper preset: dfgan.bird256 (without one, the preset the files fit)",
+    )
     p.add_argument("--out", required=True, help="where to write the converted checkpoint")
     p.set_defaults(func=_lazy("t2igan.train.commands", "run_convert"))
 

@@ -123,8 +123,9 @@ class ModelSpec:
     description: str = ""
     url: str = ""
     paper_results: tuple[PaperResult, ...] = ()
-    # convert(path_or_state) -> {"generator": sd, "discriminator": sd, ...}: an official release's
-    # checkpoint mapped onto our modules; None when the authors released none.
+    # convert(path_or_state, model=None) -> {"generator": sd, "discriminator": sd, ...}: one official release
+    # file (or its loaded dict) mapped onto our modules; `model` is the built model the states are for (a
+    # converter reads layout facts from it, e.g. RAT-GAN's affines per block). None when none was released.
     convert: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:

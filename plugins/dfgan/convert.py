@@ -41,8 +41,11 @@ def _read(path_or_state: str | os.PathLike | Mapping[str, Any]) -> tuple[Mapping
     return load_state_dict_file(path_or_state, "DF-GAN checkpoint"), f"DF-GAN checkpoint {path_or_state}"
 
 
-def convert_official(path_or_state: str | os.PathLike | Mapping[str, Any]) -> dict[str, StateDict]:
-    """`{"generator": ..., "discriminator": ...}` from an official file or its loaded dict.
+def convert_official(
+    path_or_state: str | os.PathLike | Mapping[str, Any], model: Any = None
+) -> dict[str, StateDict]:
+    """`{"generator": ..., "discriminator": ...}` from an official file or its loaded dict (`model`, the
+    model the states are for, changes nothing here: every DF-GAN release has the same layout).
 
     Accepts the saved layout (`{'model': {'netG', 'netD', 'netC'}}`) or the inner dict; any of the
     three networks may be absent (a generator-only file converts to a generator state dict).

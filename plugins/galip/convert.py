@@ -16,9 +16,10 @@ WHAT = "GALIP checkpoint"
 
 
 def convert_official(
-    path_or_state: str | os.PathLike | Mapping[str, Any], clip: Any = None
+    path_or_state: str | os.PathLike | Mapping[str, Any], clip: Any = None, model: Any = None
 ) -> dict[str, dict[str, Tensor]]:
-    """`{"generator": ..., "discriminator": ...}`; with `clip`, netG's CLIP copy must equal its weights."""
+    """`{"generator": ..., "discriminator": ...}`; with `clip`, netG's CLIP copy must equal its weights.
+    `model` (the model the states are for) changes nothing: every release has the same layout."""
     return clip_gan_build.convert_official_checkpoint(path_or_state, WHAT, clip)
 
 

@@ -169,10 +169,18 @@ def _kind(state: Mapping[str, Any], source: str) -> str:
 
 
 def convert_official(
-    path_or_state: Source | Sequence[Source], affines_per_block: int = 4, unused_layers: bool = True
+    path_or_state: Source | Sequence[Source],
+    affines_per_block: int | None = None,
+    unused_layers: bool | None = None,
+    model: Any = None,
 ) -> dict[str, StateDict]:
     """`{"generator": ..., "discriminator": ...}` from netG/netD files, their loaded dicts, a list of
-    them, or `{"netG": ..., "netD": ...}`. Each file is recognised by its keys."""
+    them, or `{"netG": ..., "netD": ...}`. Each file is recognised by its keys. The layout (4 or 6 affines
+    per block, unused layers kept) is read from `model` when given, else 4 and True (bird, coco)."""
+    if affines_per_block is None:
+        affines_per_block = getattr(model, "affines_per_block", 4)
+    if unused_layers is None:
+        unused_layers = getattr(model, "official_unused_layers", True)
     items = list(path_or_state) if isinstance(path_or_state, (list, tuple)) else [path_or_state]
     converted: dict[str, StateDict] = {}
     for item in items:
@@ -250,9 +258,7 @@ def to_official(
 
 def load_official(model: GANModel, path_or_state: Source | Sequence[Source]) -> None:
     """Load official netG/netD strictly into a RAT-GAN model; errors list missing/extra/mis-shaped keys."""
-    affines = getattr(model, "affines_per_block", 4)
-    unused = getattr(model, "official_unused_layers", True)
-    converted = convert_official(path_or_state, affines, unused)
+    converted = convert_official(path_or_state, model=model)
     for part, state in converted.items():
         module = getattr(model, part)
         check_state_dict_keys(module.state_dict(), state, f"RAT-GAN checkpoint ({part})")

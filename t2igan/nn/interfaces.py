@@ -157,19 +157,21 @@ class GANModel(nn.Module, ABC):
         state = self.state_dict()
         return {"model": {k: v for k, v in state.items() if not k.startswith(self.excluded_state_prefixes)}}
 
-    def load_checkpoint_states(self, states: dict[str, dict[str, Tensor]]) -> None:
-        """Strict on everything we store; the excluded (frozen, separately loaded) parts stay as they are."""
+    def load_checkpoint_states(
+        self, states: dict[str, dict[str, Tensor]], source: str = "checkpoint"
+    ) -> None:
+        """Strict on everything we store; the excluded (frozen, separately loaded) parts stay as they are. One
+        error lists the missing, unexpected and mis-shaped keys, naming `source`."""
         from t2igan.errors import T2IGanError
+        from t2igan.weights import check_state_dict_keys
 
         if "model" not in states:
-            raise T2IGanError(f"checkpoint states hold {sorted(states)}, expected a 'model' entry")
-        result = self.load_state_dict(states["model"], strict=False)
-        missing = [k for k in result.missing_keys if not k.startswith(self.excluded_state_prefixes)]
-        if missing or result.unexpected_keys:
-            raise T2IGanError(
-                f"checkpoint does not match {type(self).__name__}: missing keys {missing[:20]}, "
-                f"unexpected keys {list(result.unexpected_keys)[:20]}"
-            )
+            raise T2IGanError(f"{source}: holds {sorted(states)}, expected a 'model' entry")
+        expected = {
+            k: v for k, v in self.state_dict().items() if not k.startswith(self.excluded_state_prefixes)
+        }
+        check_state_dict_keys(expected, states["model"], f"{source} ({type(self).__name__})")
+        self.load_state_dict(states["model"], strict=False)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.generator.parameters() if p.requires_grad]

@@ -13,7 +13,7 @@ import torch
 
 from t2igan.atomic import torch_save_atomic, write_json_atomic
 from t2igan.errors import ConfigError, T2IGanError
-from t2igan.models import ResolvedModel, build_model, parse_model_ref, resolve
+from t2igan.models import ModelRef, ResolvedModel, build_model, parse_model_ref, resolve
 from t2igan.nn.interfaces import BuildContext, GANModel
 from t2igan.train import distributed
 from t2igan.train.checkpoint import make_checkpoint, read_checkpoint, step_checkpoints
@@ -30,6 +30,7 @@ from t2igan.train.session import (
     resolve_device,
     seed_everything,
 )
+from t2igan.weights import load_state_dict_file, sha256_file
 
 DEFAULT_STEPS = 300  # `t2igan train` without --steps/--epochs on a preset without max_epoch: the smoke budget
 
@@ -139,13 +140,20 @@ def load_trained(
     data_ref: str | None = None,
     root: str | None = None,
     encoder_options: dict[str, Any] | None = None,
+    expect_model: str | None = None,
 ) -> tuple[GANModel, ResolvedModel, DatasetSession, TextHandle]:
-    """A model rebuilt from one of our checkpoints, with the text encoder it was trained with."""
+    """A model rebuilt from one of our checkpoints, with the text encoder it was trained with;
+    `expect_model` ("dfgan" or "dfgan.bird256") must name the model (and preset) the checkpoint holds."""
     checkpoint = read_checkpoint(path)
     info = checkpoint["model"]
     missing = [k for k in ("name", "variant", "config", "text_encoder") if k not in info]
     if missing:
         raise T2IGanError(f"checkpoint {path}: its model entry lacks {', '.join(missing)}")
+    if expect_model is not None:
+        expected = parse_model_ref(expect_model)
+        held = f"{info['name']}.{info.get('preset')}"
+        if expected.name != info["name"] or expected.preset not in (None, info.get("preset")):
+            raise ConfigError(f"--model {expect_model}: checkpoint {path} holds {held} ({info['variant']})")
     ref = parse_model_ref(info["variant"])
     resolved = resolve(ref, registry, preset=info.get("preset"))
     resolved.config = dict(info["config"])
@@ -157,7 +165,7 @@ def load_trained(
     text = pool.get(info["text_encoder"]["name"], data, info["text_encoder"])
     _check_encoder(path, info["text_encoder"], text)
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
-    model.load_checkpoint_states(checkpoint["states"])
+    model.load_checkpoint_states(checkpoint["states"], f"checkpoint {path}")
     return model.to(device).eval(), resolved, data, text
 
 
@@ -288,7 +296,12 @@ def run_sample(args: argparse.Namespace) -> int:
     registry = _registry()
     device = resolve_device(args.device)
     model, resolved, _, text = load_trained(
-        args.ckpt, registry, device, root=args.root, encoder_options=_plan_settings(args)[0]
+        args.ckpt,
+        registry,
+        device,
+        root=args.root,
+        encoder_options=_plan_settings(args)[0],
+        expect_model=args.model,
     )
     features, noise = grid_inputs(text, list(args.text), args.n, model.generator.noise_dim, args.seed, device)
     eval_noise = getattr(model, "eval_noise", None)
@@ -357,32 +370,42 @@ def _fid_reference(args: argparse.Namespace, dataset: str) -> str | None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    """An official release's checkpoint into ours, loaded strictly into the paper preset's model."""
+    """Official release file(s) into one of our checkpoints, loaded strictly into a paper preset's model."""
     registry = _registry()
     ref = parse_model_ref(args.model)
     spec = registry.model(ref.name)
     if spec.convert is None:
         raise ConfigError(f"model {spec.name!r} has no converter for official checkpoints")
-    resolved = resolve(ref, registry)
-    states = spec.convert(args.checkpoint)
+    resolved = _paper_preset(ref, spec, registry)
+    files = [Path(path) for path in args.checkpoint]
+    repeated = sorted({str(path) for path in files if files.count(path) > 1})
+    if repeated:
+        raise ConfigError(f"{', '.join(repeated)} given more than once; give each network's file once")
+    loaded = {path: load_state_dict_file(path, f"{spec.name} checkpoint") for path in files}
     model = build_model(resolved, BuildContext(registry, None, torch.device("cpu")))
-    unknown = [part for part in states if not isinstance(getattr(model, part, None), torch.nn.Module)]
+    states = _convert_files(spec, loaded, model)
+    ours = model.checkpoint_states()["model"]
+    parts = sorted({key.split(".")[0] for key in ours})
+    unknown = sorted(set(states) - set(parts))
     if unknown:
         raise T2IGanError(
             f"{spec.name} converter returned states for {unknown}, parts the model does not have"
         )
-    whole = {  # a part the release does not hold (a G-only file) keeps the built model's weights
-        key: value
-        for key, value in model.checkpoint_states()["model"].items()
-        if key.split(".")[0] not in states
-    }
+    named = ", ".join(map(str, files))
+    if "generator" not in states:
+        raise T2IGanError(
+            f"{named}: no generator in the file(s); the release's netG file (or entry) holds it"
+        )
+    for part in sorted(set(parts) - set(states)):  # a G-only release: D keeps the built model's weights
+        print(
+            f"warning: no {part} in {named}: it keeps random weights (sampling and evaluation use the "
+            "generator only; training on from this checkpoint would not)",
+            file=sys.stderr,
+        )
+    whole = {key: value for key, value in ours.items() if key.split(".")[0] not in states}
     whole.update({f"{part}.{key}": value for part, state in states.items() for key, value in state.items()})
-    try:  # strict on everything our checkpoints hold; frozen parts (GALIP's CLIP) load from their own weights
-        model.load_checkpoint_states({"model": whole})
-    except T2IGanError as exc:
-        raise T2IGanError(f"{args.checkpoint}: does not fit {resolved.label}: {exc}") from exc
-    from t2igan.weights import sha256_file
-
+    # strict on everything our checkpoints hold; frozen parts (GALIP's CLIP) load from their own weights
+    model.load_checkpoint_states({"model": whole}, f"{named} as {spec.name}.{resolved.preset.name}")
     info = {
         "name": spec.name,
         "variant": resolved.label,
@@ -391,9 +414,39 @@ def run_convert(args: argparse.Namespace) -> int:
         "image_size": image_size(resolved),
         "dataset": resolved.preset.dataset,
         "text_encoder": {"name": resolved.preset.text_encoder, "official": True},
-        "converted_from": {"file": str(args.checkpoint), "sha256": sha256_file(args.checkpoint)},
+        "converted_from": [{"file": str(path), "sha256": sha256_file(path)} for path in files],
     }
     path = torch_save_atomic(make_checkpoint(model_info=info, states=model.checkpoint_states()), args.out)
-    print(f"converted {args.checkpoint} ({spec.name} {resolved.preset.name}) -> {path}")
+    print(f"converted {', '.join(map(str, files))} ({spec.name} {resolved.preset.name}) -> {path}")
     print(json.dumps(info["converted_from"]))
     return 0
+
+
+def _convert_files(spec: Any, loaded: dict[Path, Any], model: GANModel) -> dict[str, dict[str, Any]]:
+    """Each file through the plugin's converter; two files holding the same part is an error."""
+    states: dict[str, dict[str, Any]] = {}
+    for path, content in loaded.items():
+        try:
+            converted = spec.convert(content, model=model)
+        except T2IGanError as exc:
+            raise T2IGanError(f"{path}: {exc}") from exc
+        twice = sorted(set(converted) & set(states))
+        if twice:
+            raise ConfigError(f"{path}: holds {twice} again; give each network's file once")
+        states.update(converted)
+    return states
+
+
+def _paper_preset(ref: ModelRef, spec: Any, registry: Any) -> ResolvedModel:
+    """The preset named in --model; without one, the model's only paper preset. A release's file does not
+    say which dataset it was trained on (DF-GAN's bird, coco and flower files have one layout), so with
+    several the user names it."""
+    if ref.preset:
+        return resolve(ref, registry)
+    papers = [name for name, preset in spec.presets.items() if preset.dataset is not None]
+    if len(papers) == 1:
+        return resolve(ref, registry, preset=papers[0])
+    raise ConfigError(
+        f"--model {ref.label}: name the paper preset the release was trained with: "
+        + ", ".join(f"{spec.name}.{name}" for name in papers)
+    )

@@ -126,14 +126,14 @@ class Trainer:
             candidates.append(self.out_dir / "final.pt")
         if not candidates:
             return 0
-        loaded = [read_checkpoint(path) for path in candidates]
-        checkpoint = max(loaded, key=lambda c: int(c["progress"]["step"]))
+        loaded = [(read_checkpoint(path), path) for path in candidates]
+        checkpoint, path = max(loaded, key=lambda item: int(item[0]["progress"]["step"]))
         if int(checkpoint["progress"]["step"]) > self.config.total_steps:
             raise T2IGanError(
                 f"{self.out_dir}: holds a checkpoint at step {checkpoint['progress']['step']}, past this run's "
                 f"budget of {self.config.total_steps} steps; use a new output folder or a larger budget"
             )
-        self.model.load_checkpoint_states(checkpoint["states"])
+        self.model.load_checkpoint_states(checkpoint["states"], f"checkpoint {path}")
         self.opt_g.load_state_dict(checkpoint["optimizers"]["generator"])
         self.opt_d.load_state_dict(checkpoint["optimizers"]["discriminator"])
         if checkpoint.get("rng"):

@@ -50,7 +50,8 @@ def test_convert_then_sample_a_released_dfgan(release, capsys):
     )
     info = read_checkpoint(converted)["model"]
     assert info["preset"] == "bird256" and info["dataset"] == "cub"
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["sha256"]
+    (origin,) = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert origin["file"] == str(folder / "rel.pth") and len(origin["sha256"]) == 64
     state = read_checkpoint(converted)["states"]["model"]
     generator = {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
     assert sum(v.numel() for v in generator.values()) == 9_744_131  # DF-GAN bird G (models.md §1)
@@ -105,6 +106,64 @@ def test_convert_refuses_a_release_with_missing_keys(release, capsys):
     )
     assert "fc.bias" in capsys.readouterr().err
     assert not (folder / "x.pt").exists()
+
+
+def test_convert_asks_for_the_paper_preset_and_names_mismatched_shapes(release, capsys):
+    folder, _, _ = release
+    out = folder / "x.pt"
+    # DF-GAN's bird, coco and flower releases share one layout: the file cannot say which it is
+    assert main(["convert", str(folder / "rel.pth"), "--model", "dfgan", "--out", str(out)]) == 2
+    assert "dfgan.bird256, dfgan.coco256, dfgan.flower256" in capsys.readouterr().err
+    # the 256 px release into the 32 px preset: one error listing the shapes, not a traceback
+    assert main(["convert", str(folder / "rel.pth"), "--model", "dfgan.tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "rel.pth as dfgan.tiny" in err and "shape mismatches" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_convert_takes_ratgan_netg_and_netd_files_with_the_flower_layout(tmp_path, capsys):
+    from tests.models.test_ratgan import official_checkpoint
+
+    nets = official_checkpoint(nf=8, seed=3)
+    torch.save(nets["netG"], tmp_path / "netG_600.pth")
+    torch.save(nets["netD"], tmp_path / "netD_600.pth")
+    files = [str(tmp_path / "netG_600.pth"), str(tmp_path / "netD_600.pth")]
+    out = tmp_path / "flower.pt"
+    assert main(["convert", *files, "--model", "ratgan.flower256:nf=8", "--out", str(out)]) == 0
+    checkpoint = read_checkpoint(out)
+    states = checkpoint["states"]["model"]
+    # model_flower.py's affine4 is the third affine of the first fusion: used by the forward, not dropped
+    assert torch.equal(
+        states["generator.blocks.0.fuse1.affine2.fc_gamma.linear1.weight"],
+        nets["netG"]["block0.affine4.fc_gamma.linear1.weight"],
+    )
+    assert torch.equal(
+        states["discriminator.head.joint_conv.2.weight"], nets["netD"]["COND_DNET.joint_conv.2.weight"]
+    )
+    assert [origin["file"] for origin in checkpoint["model"]["converted_from"]] == files
+
+    # the generator file alone converts, with a warning that D keeps random weights
+    assert main(["convert", files[0], "--model", "ratgan.bird256:nf=8", "--out", str(tmp_path / "g.pt")]) == 0
+    assert "no discriminator in" in capsys.readouterr().err
+    # the discriminator file alone is refused; the same file twice too
+    assert main(["convert", files[1], "--model", "ratgan.bird256:nf=8", "--out", str(tmp_path / "d.pt")]) == 2
+    assert "no generator" in capsys.readouterr().err
+    assert main(["convert", files[0], files[0], "--model", "ratgan.bird256:nf=8", "--out", str(out)]) == 2
+    assert "give each network's file once" in capsys.readouterr().err
+
+
+def test_sample_checks_the_model_it_is_told_to_expect(release, capsys):
+    folder, _, settings = release
+    converted = folder / "dfgan-bird.pt"
+    assert (
+        main(["convert", str(folder / "rel.pth"), "--model", "dfgan.bird256", "--out", str(converted)]) == 0
+    )
+    base = ["sample", "--ckpt", str(converted), "--plan", str(settings), "--text", "a bird", "--n", "1"]
+    assert main([*base, "--model", "ratgan", "--out", str(folder / "a.png")]) == 2
+    assert "holds dfgan.bird256" in capsys.readouterr().err
+    assert main([*base, "--model", "dfgan.coco256", "--out", str(folder / "b.png")]) == 2
+    assert main([*base, "--model", "dfgan", "--out", str(folder / "c.png")]) == 0
+    assert (folder / "c.png").is_file() and not (folder / "a.png").exists()
 
 
 def test_convert_a_released_galip_keeps_its_networks_and_drops_the_frozen_clip(tmp_path, monkeypatch, capsys):
