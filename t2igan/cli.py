@@ -160,7 +160,9 @@ def _add_inception_flags(p: argparse.ArgumentParser) -> None:
         "--inception-weights",
         default=None,
         metavar="FILE",
-        help="local Inception weights for FID/KID/IS/PR (default: $T2IGAN_WEIGHTS, else the back-end's download)",
+        help="local weights of the --fid-mode's Inception (standard: torch-fidelity's, also used by KID/IS/PR; "
+        "clean: clean-fid's; paper: torchvision's). Default: $T2IGAN_WEIGHTS, else the back-end's download; "
+        "KID/IS/PR beside a clean or paper FID find torch-fidelity's file the same way",
     )
     p.add_argument(
         "--fid-reference",

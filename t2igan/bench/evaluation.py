@@ -17,7 +17,6 @@ from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalContext
 from t2igan.metrics.evaluate import EvalResult, evaluate
 from t2igan.nn.interfaces import GANModel
-from t2igan.paths import cache_root
 from t2igan.specs import Protocol
 from t2igan.train.session import DatasetSession, TextEncoderPool, TextHandle
 from t2igan.train.trainer import seeded_rng
@@ -112,13 +111,16 @@ INCEPTION_METRICS = ("fid", "kid", "is", "precision_recall")
 def inception_configs(
     fid_mode: str, weights: str | None = None, reference_npz: str | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Metric configs of the Inception-based metrics: FID's mode, a local weights file for all of them, and
-    the official reference statistics for a `paper`-mode FID."""
+    """Metric configs of the Inception-based metrics: FID's mode, the official reference statistics for a
+    `paper`-mode FID, and `weights`, a local file of the FID mode's extractor. KID, IS and precision/recall
+    always run torch-fidelity's Inception (the `standard` file): they take `weights` only when FID's mode
+    is standard, and otherwise find theirs as every weights file is found ($T2IGAN_WEIGHTS, download)."""
     configs: dict[str, dict[str, Any]] = {name: {} for name in INCEPTION_METRICS}
     configs["fid"]["mode"] = fid_mode
     if weights:
-        for config in configs.values():
-            config["weights"] = weights
+        for name, config in configs.items():
+            if name == "fid" or fid_mode == "standard":
+                config["weights"] = weights
     if reference_npz:
         configs["fid"]["reference_npz"] = reference_npz
     return configs
@@ -199,4 +201,4 @@ def eval_context(
 def _stats_cache() -> Any:
     from t2igan.metrics.stats_cache import StatsCache
 
-    return StatsCache(cache_root() / "metrics" / "stats")
+    return StatsCache()  # <cache>/metrics/stats

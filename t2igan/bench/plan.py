@@ -82,7 +82,7 @@ class BenchPlan:
     budget: Budget
     protocol: str = "paper"
     fid_mode: str = "standard"
-    inception_weights: str | None = None  # a local Inception file for FID/KID/IS/PR (else resolved)
+    inception_weights: str | None = None  # a local file of fid_mode's Inception (as --inception-weights)
     fid_reference: dict[str, str] = field(
         default_factory=dict
     )  # dataset -> official *_FIDK0.npz (paper mode)

@@ -178,7 +178,7 @@ class FIDMetric:
     """FID of the generated images against the test split (or an official npz in `paper` mode).
 
     Config: `mode` (standard|clean|paper), `weights` (path), `feature` ("2048"; torch-fidelity and the
-    official extractor also offer "64", "192", "768"), `reference_npz` (paper/clean: official mu/sigma),
+    official extractor also offer "64", "192", "768"), `reference_npz` (paper mode only: the official mu/sigma),
     `weights_note`, `stand_in`.
     """
 
@@ -189,8 +189,12 @@ class FIDMetric:
         self.extractor = shared_extractor(context, self.config)
         self.bank = shared_bank(context, self.extractor)
         reference = self.config.get("reference_npz")
-        if reference and self.extractor.info.mode == "standard":
-            raise ConfigError("reference_npz holds official (paper-mode) statistics; use mode=paper with it")
+        if reference and self.extractor.info.mode != "paper":
+            raise ConfigError(
+                f"reference_npz {reference}: official statistics are of the paper-mode extractor (pytorch-fid's "
+                f"Inception, the official preprocessing); FID mode {self.extractor.info.mode!r} cannot use them: "
+                "use mode=paper (--fid-mode paper) with it"
+            )
 
     def update(self, batch: EvalBatch) -> None:
         self.bank.update(batch)

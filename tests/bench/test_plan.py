@@ -90,7 +90,12 @@ def test_official_fid_statistics_and_inception_weights_reach_the_fid_metric(tmp_
         "weights": "/w/inception_v3_google-0cc3c7bd.pth",
         "reference_npz": "/stats/bird_val256_FIDK0.npz",
     }
-    assert configs["kid"] == {"weights": "/w/inception_v3_google-0cc3c7bd.pth"}
+    # torchvision's file is paper-mode FID's only: KID/IS/PR keep torch-fidelity's own (found or downloaded)
+    assert configs["kid"] == configs["is"] == configs["precision_recall"] == {}
+    standard = inception_configs("standard", "/w/weights-inception-2015-12-05-6726825d.pth")
+    assert {name: c.get("weights") for name, c in standard.items()} == dict.fromkeys(
+        ("fid", "kid", "is", "precision_recall"), "/w/weights-inception-2015-12-05-6726825d.pth"
+    )
     assert BenchRunner._inception_settings(runner, "coco")["fid_reference"] is None
 
 

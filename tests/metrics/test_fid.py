@@ -246,6 +246,12 @@ def test_clean_fid_matches_a_direct_computation(clean_weights_small, tmp_path):
     assert value.value > 1e-3 and value.value == pytest.approx(direct, rel=1e-4, abs=1e-3)
     assert value.provenance["backend"] == "clean-fid" and value.provenance["mode"] == "clean"
     assert value.provenance["stand_in"] is True and value.provenance["resize"].startswith("clean-fid")
+    # the official npz statistics are of the paper-mode extractor: a clean-mode FID refuses them
+    with pytest.raises(ConfigError, match=r"bird_val256_FIDK0\.npz.*FID mode 'clean'.*mode=paper"):
+        FIDMetric(
+            {"mode": "clean", "weights": str(clean_weights_small), "reference_npz": "bird_val256_FIDK0.npz"},
+            _context(tmp_path),
+        )
 
 
 def test_offline_and_missing_weights_give_one_clear_error(monkeypatch, tmp_path):
