@@ -32,7 +32,7 @@ from t2igan.bench.records import (
     run_dir,
     write_record,
 )
-from t2igan.errors import T2IGanError
+from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import ModelRef, ResolvedModel, build_model, resolve
 from t2igan.nn.interfaces import BuildContext
 from t2igan.train import distributed
@@ -85,6 +85,21 @@ def write_plan(out: Path, plan: dict[str, Any]) -> Path:
     return write_json_atomic(out / "plan.json", plan)
 
 
+def check_fid_mode(out: Path, plan: BenchPlan) -> None:
+    """One folder is one table, and a table never mixes FID modes (their numbers are not comparable): a
+    plan whose fid_mode differs from that of a plan run earlier into `out` on the same dataset is refused
+    before anything trains."""
+    for path in sorted((out / "plans").glob("*.json")):
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        shared = sorted(set(earlier.get("datasets", [])) & set(plan.datasets))
+        if shared and earlier.get("fid_mode", "standard") != plan.fid_mode:
+            raise ConfigError(
+                f"{out}: holds runs on {', '.join(shared)} scored with fid_mode {earlier.get('fid_mode')!r} "
+                f"({path}); this plan asks for {plan.fid_mode!r}, and one table never mixes FID modes. "
+                "Use another --out folder, or the same --fid-mode"
+            )
+
+
 def expand_models(plan: BenchPlan, registry: Any) -> list[ModelRef]:
     """`all` (an empty list) means every registered model, in name order."""
     if plan.models:
@@ -112,6 +127,7 @@ class BenchRunner:
 
     def run(self) -> list[RunRecord]:
         out = Path(self.plan.out)
+        check_fid_mode(out, self.plan)
         if self.writer:
             out.mkdir(parents=True, exist_ok=True)
             write_plan(out, self.plan.as_dict())

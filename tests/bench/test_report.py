@@ -127,6 +127,23 @@ def test_runs_on_different_splits_are_never_averaged(tmp_path):
     assert any("2 different splits" in note for note in report.notes)
 
 
+def test_fid_modes_get_their_own_columns_and_a_note_and_quick_is_labelled(tmp_path):
+    clean = make_record("dfgan", 1, 20.0, 0.6)
+    clean.metrics[0].provenance["mode"] = "clean"
+    quick = make_record("galip", 0, 30.0, 0.7)
+    quick.protocol = {"name": "quick"}
+    write_record(run_dir(tmp_path, "shapes", "dfgan", 0), make_record("dfgan", 0, 10.0, 0.5))
+    write_record(run_dir(tmp_path, "shapes", "dfgan", 1), clean)
+    write_record(run_dir(tmp_path, "shapes", "galip", 0), quick)
+    report = build_report(tmp_path)
+    table = report.table.set_index("model")
+    assert table.at["dfgan", "shapes[paper]/fid[standard]/mean"] == 10.0  # never averaged with the clean 20
+    assert table.at["dfgan", "shapes[paper]/fid[clean]/mean"] == 20.0
+    assert table.at["galip", "shapes[quick]/fid[standard]/mean"] == 30.0
+    assert any("FID in modes clean, standard" in note for note in report.notes)
+    assert "shapes[quick]" in (tmp_path / "table.md").read_text(encoding="utf-8")
+
+
 def test_plots_are_written(runs):
     report = build_report(runs)
     names = {p.name for p in report.files}

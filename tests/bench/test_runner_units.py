@@ -9,8 +9,15 @@ import torch
 
 from t2igan.bench.plan import make_plan
 from t2igan.bench.records import STATUS_FINISHED, RunRecord, run_dir, write_record
-from t2igan.bench.runner import BenchRunner, choose_preset, expand_models, total_steps
-from t2igan.errors import T2IGanError
+from t2igan.bench.runner import (
+    BenchRunner,
+    check_fid_mode,
+    choose_preset,
+    expand_models,
+    total_steps,
+    write_plan,
+)
+from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import parse_model_ref, resolve
 from t2igan.nn.interfaces import TextFeatures
 from t2igan.registry import get_registry
@@ -42,6 +49,25 @@ def test_budgets_in_steps():
     tiny = resolve(parse_model_ref("dfgan"), registry, preset="tiny")
     with pytest.raises(T2IGanError, match="no max_epoch for --budget paper"):
         total_steps(make_plan({"budget": "paper"}), tiny, 100)
+
+
+def test_a_folder_never_takes_a_second_fid_mode_on_the_same_dataset(tmp_path):
+    write_plan(tmp_path, make_plan({"data": "shapes", "fid_mode": "standard"}).as_dict())
+    with pytest.raises(ConfigError, match=r"fid_mode 'standard'.*asks for 'clean'.*another --out"):
+        check_fid_mode(tmp_path, make_plan({"data": "shapes", "fid_mode": "clean"}))
+    check_fid_mode(tmp_path, make_plan({"data": "shapes", "fid_mode": "standard", "seeds": "1"}))
+    check_fid_mode(
+        tmp_path, make_plan({"data": "cub", "fid_mode": "paper"})
+    )  # another dataset: its own columns
+    runner = BenchRunner(
+        make_plan({"data": "shapes", "fid_mode": "clean", "out": str(tmp_path)}),
+        get_registry(),
+        torch.device("cpu"),
+        progress=False,
+    )
+    with pytest.raises(ConfigError, match="one table never mixes FID modes"):
+        runner.run()
+    assert len(list((tmp_path / "plans").glob("*.json"))) == 1  # the refused plan is not recorded
 
 
 def test_paper_preset_is_chosen_by_dataset():
