@@ -131,17 +131,21 @@ def _count(value: int | None) -> str:
 
 def cmd_data_check(args: argparse.Namespace) -> int:
     from t2igan.data.commands import check_dataset, format_check_report
+    from t2igan.train.session import parse_dataset_ref
 
-    report = check_dataset(args.name, args.root, progress=True)
+    name, options = parse_dataset_ref(args.name)
+    report = check_dataset(name, args.root, progress=True, **options)
     print(format_check_report(report))
     return 0 if report.ok else 1
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from t2igan.data.commands import prepare
+    from t2igan.train.session import parse_dataset_ref
 
+    name, options = parse_dataset_ref(args.name)
     splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
-    for path in prepare(args.name, args.root, splits, args.resolution, verify=args.verify or None):
+    for path in prepare(name, args.root, splits, args.resolution, verify=args.verify or None, **options):
         print(f"cache ready: {path}")
     return 0
 
@@ -274,12 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="check a dataset folder or build its caches")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dataset_help = "dataset name (see `t2igan plugins`), with loader options: e.g. celeba-tiny:subset=FILE"
     q = data_sub.add_parser("check", help="validate a dataset folder and print what it holds")
-    q.add_argument("name", help="dataset name (see `t2igan plugins`)")
+    q.add_argument("name", help=dataset_help)
     q.add_argument("--root", default=None, help="dataset folder")
     q.set_defaults(func=cmd_data_check)
     q = data_sub.add_parser("prepare", help="pre-process images into the training cache")
-    q.add_argument("name", help="dataset name (see `t2igan plugins`)")
+    q.add_argument("name", help=dataset_help)
     q.add_argument("--root", default=None, help="dataset folder")
     q.add_argument("--splits", default=None, help="comma list (default: all)")
     q.add_argument("--resolution", type=int, default=None, help="image size (default: the dataset's)")

@@ -29,13 +29,14 @@ class SplitReport:
     captions: int
     sha256: str
     layout: str
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # files the loader skipped: not in the split or its sha
     notes: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # listed images that cannot be decoded: still in it
 
 
 @dataclass
 class CheckReport:
-    """A dataset as found on disk; `ok` when no file had to be skipped."""
+    """A dataset as found on disk; `ok` when no file was skipped and every listed image decodes."""
 
     dataset: str
     root: str | None
@@ -43,7 +44,7 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not any(s.problems for s in self.splits)
+        return not any(s.problems or s.unreadable for s in self.splits)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,7 +101,7 @@ def verify_image(path: Path) -> str | None:
 
 
 def check_split(split: Split, verify_images: bool = True, progress: bool = False) -> SplitReport:
-    problems = list(split.problems)
+    unreadable = []
     if verify_images and split.renderer is None:
         from tqdm.auto import tqdm
 
@@ -109,7 +110,7 @@ def check_split(split: Split, verify_images: bool = True, progress: bool = False
         ):
             reason = verify_image(split.image_path(index))
             if reason is not None:
-                problems.append(reason)
+                unreadable.append(reason)
     layout = str(split.preprocessing.get("layout") or split.preprocessing.get("generator") or "")
     return SplitReport(
         split.name,
@@ -118,8 +119,9 @@ def check_split(split: Split, verify_images: bool = True, progress: bool = False
         len(split) * split.captions_per_image,
         split.sha256,
         layout,
-        problems,
+        list(split.problems),
         list(split.notes),
+        unreadable,
     )
 
 
@@ -152,11 +154,20 @@ def format_check_report(report: CheckReport) -> str:
         if s.layout:
             lines.append(f"         layout: {s.layout}")
         lines.extend(f"         note: {note}" for note in s.notes)
-    problems = [(s.name, p) for s in report.splits for p in s.problems]
-    if problems:
-        lines.append(f"  {len(problems)} problem(s); these images are skipped (and left out of the sha256):")
-        lines.extend(f"    [{split}] {problem}" for split, problem in problems)
-    else:
+    skipped = [(s.name, p) for s in report.splits for p in s.problems]
+    unreadable = [(s.name, p) for s in report.splits for p in s.unreadable]
+    if skipped:
+        lines.append(
+            f"  {len(skipped)} problem(s); these images are skipped (left out of the split and its sha256):"
+        )
+        lines.extend(f"    [{split}] {problem}" for split, problem in skipped)
+    if unreadable:
+        lines.append(
+            f"  {len(unreadable)} unreadable image(s), still counted in the split and its sha256; "
+            "`data prepare` and training stop at them: replace them with readable copies"
+        )
+        lines.extend(f"    [{split}] {problem}" for split, problem in unreadable)
+    if not skipped and not unreadable:
         lines.append("  ok: every listed image and caption file is readable")
     return "\n".join(lines)
 

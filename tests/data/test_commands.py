@@ -24,15 +24,20 @@ def test_check_reports_counts_captions_and_sha(cub_tree):
 
 def test_check_names_unreadable_and_missing_files_and_skips_them(cub_tree):
     bad_key, missing_key = cub_tree.keys["test"][0], cub_tree.keys["test"][2]
+    cub_tree.texts[missing_key].unlink()
+    sha_before = check_dataset("cub", cub_tree.root).splits[1].sha256
     data = cub_tree.images[bad_key].read_bytes()
     cub_tree.images[bad_key].write_bytes(data[: len(data) // 2])
-    cub_tree.texts[missing_key].unlink()
     report = check_dataset("cub", cub_tree.root)
     test = report.splits[1]
-    assert not report.ok and test.images == 2  # the missing caption file's image is skipped
+    # the image of the missing caption file is skipped: out of the split; the unreadable one is still in it
+    assert not report.ok and test.images == 2 and test.sha256 == sha_before
+    assert test.problems == [p for p in test.problems if str(cub_tree.texts[missing_key]) in p] != []
+    assert len(test.unreadable) == 1 and str(cub_tree.images[bad_key]) in test.unreadable[0]
     text = format_check_report(report)
-    assert str(cub_tree.images[bad_key]) in text and "unreadable" in text
-    assert str(cub_tree.texts[missing_key]) in text and "2 problem(s)" in text
+    assert "1 problem(s); these images are skipped (left out of the split and its sha256)" in text
+    assert "1 unreadable image(s), still counted in the split and its sha256" in text
+    assert str(cub_tree.images[bad_key]) in text and str(cub_tree.texts[missing_key]) in text
 
 
 def test_check_notes_caption_files_longer_than_used(cub_tree):
