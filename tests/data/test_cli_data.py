@@ -27,7 +27,10 @@ def test_data_commands_take_loader_options(celeba_tree, tmp_path, monkeypatch, c
     full = capsys.readouterr().out
     assert main(["data", "check", "celeba-tiny:subset=subset.txt", "--root", str(celeba_tree.root)]) == 0
     sub = capsys.readouterr().out
-    assert [line.split()[:2] for line in sub.splitlines() if "images x" in line] == [["train", "2"], ["test", "1"]]
+    assert [line.split()[:2] for line in sub.splitlines() if "images x" in line] == [
+        ["train", "2"],
+        ["test", "1"],
+    ]
     assert sub != full
     assert main(["data", "prepare", "shapes:size=tiny", "--splits", "test", "--resolution", "32"]) == 0
     assert "cache ready" in capsys.readouterr().out
