@@ -95,7 +95,27 @@ def expected_meta(split: Split, image_size: int, load_size: int) -> dict[str, An
         "load_size": load_size,
         "shape": [len(split), load_size, load_size, 3],
         "dtype": "uint8",
+        "source_files": source_files_fingerprint(split),
     }
+
+
+def source_files_fingerprint(split: Split) -> str | None:
+    """sha256 over (path, size, modification time) of every image file of `split` (None when rendered): an
+    image replaced under the same name, or another root with the same lists, makes the cache stale. A stat
+    per file, not a read: 120k COCO files take about a second."""
+    if split.renderer is None:
+        digest = hashlib.sha256()
+        for index, record in enumerate(split.records):
+            path = split.image_path(index)
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                raise T2IGanError(
+                    f"image {path}: {exc.strerror or exc} (listed in {split.dataset}/{split.name})"
+                ) from exc
+            digest.update(f"{record.path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+    return None
 
 
 # (path, size, mtime_ns) of arrays this process has already hashed: a bench opens the same cache once per
@@ -131,6 +151,8 @@ def invalid_reason(
     except (OSError, ValueError) as exc:
         return f"unreadable sidecar {sidecar_path} ({exc})"
     for key, value in expected.items():
+        if meta.get(key) != value and key == "source_files":
+            return "stale: image files changed since the cache was built (size or modification time)"
         if meta.get(key) != value:
             return f"stale: {key} is {meta.get(key)!r}, expected {value!r}"
     size = array_path.stat().st_size

@@ -127,6 +127,25 @@ def test_resize_and_center_crop_matches_torchvision(size, target):
     assert np.array_equal(np.asarray(resize_and_center_crop(img, target)), np.asarray(reference))
 
 
+def test_an_image_replaced_under_its_name_makes_the_cache_stale(cub_tree):
+    from tests.data.conftest import write_jpeg
+
+    split = load_cub_split(cub_tree.root, "test")
+    first = ensure_image_cache(split, 16, progress=False)
+    before = np.array(first.images)
+    key = cub_tree.keys["test"][1]
+    write_jpeg(cub_tree.images[key], Image.open(cub_tree.images[key]).size, seed=999)  # another picture
+    again = load_cub_split(cub_tree.root, "test")
+    assert again.sha256 == split.sha256  # same lists and captions: the manifest cannot see it
+    with pytest.raises(T2IGanError, match="image files changed"):
+        open_image_cache(again, 16)
+    rebuilt = ensure_image_cache(again, 16, progress=False)
+    assert rebuilt.rebuilt_reason.startswith("stale: image files changed")
+    index = [r.key for r in again.records].index(key)
+    assert not np.array_equal(rebuilt.images[index], before[index])
+    assert np.array_equal(np.delete(np.array(rebuilt.images), index, 0), np.delete(before, index, 0))
+
+
 def test_parallel_build_matches_serial(cub_tree, monkeypatch):
     split = load_cub_split(cub_tree.root, "test")
     serial = ensure_image_cache(split, 16, progress=False, workers=0)
