@@ -24,6 +24,40 @@ def test_tiny_trains_at_the_released_rates_times_the_scale(name):
         assert (tiny["beta1"], tiny["beta2"]) == (config["beta1"], config["beta2"])
 
 
+# Adam (lr_g, lr_d, betas) of the released training code, per model (shared/research/models.md): DF-GAN
+# code/src/train.py; GALIP src/train.py + cfg; RAT-GAN main.py; RATLIP its cfgs (as GALIP). ALR-GAN has no
+# code: AttnGAN's Adam (2e-4, betas (0.5, 0.999)), the backbone it builds on (plugins/alrgan/presets.py).
+RELEASED_ADAM = {
+    "dfgan": (1e-4, 4e-4, (0.0, 0.9)),
+    "ratgan": (1e-4, 4e-4, (0.0, 0.9)),
+    "galip": (1e-4, 4e-4, (0.0, 0.9)),
+    "ratlip": (1e-4, 4e-4, (0.0, 0.9)),
+    "alrgan": (2e-4, 2e-4, (0.5, 0.999)),
+}
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_paper_presets_train_with_the_released_adam_and_the_trainer_uses_it(name, tmp_path):
+    import torch
+
+    from t2igan.models import parse_model_ref, resolve
+    from t2igan.train.session import make_trainer
+
+    lr_g, lr_d, betas = RELEASED_ADAM[name]
+    spec = get_registry().model(name)
+    for preset in [p for p in spec.presets.values() if p.dataset is not None]:
+        config = preset.config
+        assert (config["lr_g"], config["lr_d"], (config["beta1"], config["beta2"])) == (lr_g, lr_d, betas)
+    resolved = resolve(parse_model_ref(name), get_registry(), preset="tiny")
+    model = torch.nn.ModuleDict({"g": torch.nn.Linear(1, 1), "d": torch.nn.Linear(1, 1)})
+    model.generator_parameters = model["g"].parameters  # only the parameter lists reach the optimisers
+    model.discriminator_parameters = model["d"].parameters
+    trainer = make_trainer(model, None, resolved, tmp_path, 1, 0, torch.device("cpu"), progress=False)
+    g, d = trainer.opt_g.param_groups[0], trainer.opt_d.param_groups[0]
+    assert (g["lr"], d["lr"]) == pytest.approx((lr_g * TINY_LR_SCALE, lr_d * TINY_LR_SCALE))
+    assert isinstance(trainer.opt_g, torch.optim.Adam) and g["betas"] == d["betas"] == betas
+
+
 def test_the_rule_needs_both_rates():
     assert tiny_learning_rates({"lr_g": 1e-4, "lr_d": 4e-4, "nf": 16}) == {
         "lr_g": 1e-4 * TINY_LR_SCALE,

@@ -45,6 +45,24 @@ def test_train_refuses_to_overwrite_and_resumes_on_request(trained, capsys):
     assert "trained 5 steps" in capsys.readouterr().out
 
 
+def test_the_same_seed_trains_the_same_weights_on_cpu(trained, tmp_path):
+    import torch
+
+    from t2igan.train.checkpoint import read_checkpoint
+
+    _, args, _ = trained
+
+    def weights(seed):
+        out = tmp_path / f"seed{seed}-{len(list(tmp_path.iterdir()))}"
+        assert main([*args, "--seed", str(seed), "--out", str(out)]) == 0
+        return read_checkpoint(out / "train" / "final.pt")["states"]["model"]
+
+    first, again, other = weights(0), weights(0), weights(1)
+    assert first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
 def sample(checkpoint, png) -> int:
     captions = ["--text", "a red circle", "--text", "two blue squares"]
     return main(["sample", "--ckpt", str(checkpoint), *captions, "--n", "3", "--out", str(png)])
