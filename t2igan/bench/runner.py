@@ -238,7 +238,15 @@ class BenchRunner:
             "name": protocol.name,
             **{
                 k: getattr(protocol, k)
-                for k in ("sample_times", "batch_size", "max_images", "seed", "source")
+                for k in (
+                    "images_per_caption",
+                    "sample_times",
+                    "batch_size",
+                    "drop_last",
+                    "max_images",
+                    "seed",
+                    "source",
+                )
             },
         }
         text = self.encoders.get(resolved.preset.text_encoder, data)
@@ -247,6 +255,9 @@ class BenchRunner:
 
         seed_everything(key.seed)
         size = image_size(resolved)
+        # images are scored at the generator's own resolution (the papers': 256 px, GALIP's 224); real images
+        # are brought to it, then each metric resizes both as its back-end does (Inception: 299)
+        record.protocol["resolution"] = size
         model = build_model(resolved, BuildContext(self.registry, text.encoder, self.device))
         with_words = bool(getattr(model, "uses_words", False))
         source = batch_source(data, text, size, resolved.preset.batch_size, key.seed, with_words)

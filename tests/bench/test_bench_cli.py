@@ -57,6 +57,7 @@ def test_plan_writes_records_tables_and_grids(finished_plan):
             assert record["budget"]["steps"] == 4 and record["costs"]["steps"] == 4
             assert (run / "train" / "samples" / "final.png").is_file()
             assert record["split"]["sha256"] and record["text_encoder"]["name"] == "damsm"
+            assert record["protocol"]["name"] == "quick" and record["protocol"]["resolution"] == 32
             assert record["costs"]["parameters"]["G"]["trainable"] > 0
     steps = [h["step"] for h in record["history"] if h["metric"] == "probe"]
     assert steps == [2, 4]  # evaluated during training (eval_every = 2)
