@@ -1,4 +1,4 @@
-"""Numerical parity of our GALIP / RATLIP with the official networks, on the same random weights.
+"""Numerical parity of our GALIP, RATLIP, DF-GAN and RAT-GAN with the official networks, on the same weights.
 
 For each checkout given, the official NetG, NetD and NetC (`models/GALIP.py` of tobran/GALIP,
 `models/RATLIP.py` of OxygenLu/RATLIP) are imported from the user's `code/` folder (nothing of them is
@@ -24,6 +24,29 @@ and the maximum absolute difference is printed per network, with the output's sc
 
     python benchmarks/official_parity.py --galip /path/to/GALIP/code --ratlip /path/to/RATLIP/code
 
+DF-GAN and RAT-GAN work on pixels and DAMSM sentences, so no CLIP is involved. Their official networks are
+imported the same way: NetG / NetD / NetC from tobran/DF-GAN `code/models/GAN.py` at the sizes of its
+`code/cfg/bird.yml`; NetG / NetD (its COND_DNET head inside) and the CustomLSTM they share (`DAMSM.py`) from
+senmaoy/Recurrent-Affine-Transformation-for-Text-to-image-Synthesis `code/model.py` (4 affines per block)
+and `code/model_flower.py` (6), at the sizes of `code/cfg/bird.yml` / `flower.yml`, built as its
+`code/main.py` builds them. Their constants (the affines' last layers, the blocks' γ) are perturbed as
+above; they are saved as released (DF-GAN `{'model': {'netG', 'netD', 'netC'}}` with DDP's `module.`
+prefixes; RAT-GAN plain netG / netD files, the LSTM repeated in every block), loaded with the plugins'
+`load_official` into `dfgan.bird256`, `ratgan.bird256` and `ratgan.flower256`, and compared on the same
+noise, sentence embeddings (in (-1, 1), like DAMSM's h_n) and images:
+
+    netG             noise and sentence; the official RAT-GAN call first sets the LSTM state from the
+                     noise (`netG.lstm.init_hidden(noise)`, as its main.py does), ours does it inside
+    netG pre-tanh    the same, before the final tanh (which would hide differences where it saturates)
+    netD             image features
+    netC / COND_DNET the same features (theirs) and sentences
+    D end to end     images -> NetD -> head against our discriminator(images, sentence)
+
+each with PASS / FAIL against --pixel-tol. `--nf` narrows both sides when memory or time is short (the
+output then says the sizes are not the released ones). Run:
+
+    python benchmarks/official_parity.py --dfgan /path/to/DF-GAN/code --ratgan /path/to/RAT-GAN/code
+
 Workarounds applied at import time only (the checkouts are not modified):
   * their `lib/utils.py` imports `easydict` at the top (used only to read cfg files); when it is not
     installed a minimal stand-in module (a dict with attribute access) is put in `sys.modules`;
@@ -34,9 +57,12 @@ Workarounds applied at import time only (the checkouts are not modified):
     `PYTHONPATH=DIR`). Only when it cannot be imported is a stand-in built from our
     t2igan/nn/shuffle_attention.py used; the script then says so, and the Shuffle Attention is no longer
     checked independently.
-Neither models file calls `.cuda()`; the official NetG / NetD / NetC need no patching on CPU.
-Both repositories name their packages `models` and `lib`: they are dropped from `sys.modules` between
-the two checkouts.
+  * RAT-GAN's CustomLSTM lives in `DAMSM.py`, which imports `miscc/config.py` (easydict: the stand-in
+    above) and torchvision (one of our dependencies);
+  * no bytecode is written into the checkouts while they are imported.
+None of GALIP.py, RATLIP.py, GAN.py, model.py, model_flower.py calls `.cuda()`; the official networks need
+no patching on CPU. GALIP, RATLIP and DF-GAN name their packages `models` and `lib`, RAT-GAN has top-level
+`model`, `model_flower`, `DAMSM` and `miscc`: all are dropped from `sys.modules` between checkouts.
 """
 
 from __future__ import annotations
@@ -77,6 +103,8 @@ VIT_B32 = dict(
 SOT, EOT = 49406, 49407  # the BPE vocabulary's start / end-of-text ids
 CLIP_COPY = "mapping.CLIP_ViT."
 CONSTANT_MATRIX_NOISE, CONSTANT_VECTOR_NOISE = 0.02, 0.1
+# top-level modules of the official `code/` folders (GALIP, RATLIP, DF-GAN; RAT-GAN)
+OFFICIAL_TOP_LEVEL = ("models", "lib", "model", "model_flower", "DAMSM", "miscc")
 
 
 # ------------------------------------------------------------------------------------ official imports
@@ -124,18 +152,28 @@ def _standin_shuffle_attention() -> bool:
     return False
 
 
-def import_official(code_dir: Path, module: str) -> types.ModuleType:
-    """`models.<module>` of a checkout's `code/` folder, with the checkout's own `lib`."""
-    if not (code_dir / "models" / f"{module}.py").is_file():
-        sys.exit(f"{code_dir}: expected the `code` folder of the checkout, holding models/{module}.py")
+def import_from_checkout(code_dir: Path, *modules: str) -> list[types.ModuleType]:
+    """`modules` of a checkout's `code/` folder, none of another checkout's same-named modules kept."""
+    for path in modules:
+        if not (code_dir / f"{path.replace('.', '/')}.py").is_file():
+            sys.exit(
+                f"{code_dir}: expected the `code` folder of the checkout, holding {path.replace('.', '/')}.py"
+            )
     for name in list(sys.modules):
-        if name.split(".")[0] in ("models", "lib"):
+        if name.split(".")[0] in OFFICIAL_TOP_LEVEL:
             del sys.modules[name]
     sys.path.insert(0, str(code_dir))
+    dont_write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
-        return importlib.import_module(f"models.{module}")
+        return [importlib.import_module(module) for module in modules]
     finally:
         sys.path.remove(str(code_dir))
+        sys.dont_write_bytecode = dont_write_bytecode
+
+
+def import_official(code_dir: Path, module: str) -> types.ModuleType:
+    """`models.<module>` of a checkout's `code/` folder, with the checkout's own `lib`."""
+    return import_from_checkout(code_dir, f"models.{module}")[0]
 
 
 def openai_clip_model_module() -> types.ModuleType:

@@ -277,9 +277,9 @@ def official_ratgan(code_dir: Path, config: dict) -> Side:
 
 
 # -------------------------------------------------------------------------------------- measuring
-def timed(call: Callable[[], object]) -> float:
+def timed(call: Callable[..., object], *inputs: Tensor) -> float:
     tick = time.perf_counter()
-    call()
+    call(*inputs)
     return time.perf_counter() - tick
 
 
@@ -291,9 +291,10 @@ def measure(sides: list[Side], config: dict, batch: int, repeats: int, warmup: i
         order = sides if round_index % 2 == 0 else sides[::-1]
         for side in order:
             side.set_training(True)
-            step = timed(lambda side=side: side.train_step(images.clone(), sentence.clone()))
+            inputs = (images.clone(), sentence.clone())  # a side may set requires_grad on its copies
+            step = timed(side.train_step, *inputs)
             side.set_training(False)
-            generation = timed(lambda side=side: side.generate(noise, sentence))
+            generation = timed(side.generate, noise, sentence)
             if round_index >= warmup:
                 side.step_seconds.append(step)
                 side.generate_seconds.append(generation)
@@ -357,7 +358,9 @@ def run_one(model_name: str, config_name: str, args, officials: dict[str, Path |
             flush=True,
         )
     if row.step_ratio() is not None:
-        print(f"  ratio ours/official: step time {row.step_ratio():.3f}, generation time {row.generate_ratio():.3f}")
+        print(
+            f"  ratio ours/official: step time {row.step_ratio():.3f}, generation time {row.generate_ratio():.3f}"
+        )
     return row
 
 
@@ -367,7 +370,17 @@ def report(rows: list[Row]) -> int:
     def number(value: float | None, digits: int) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
-    header = ("model", "config", "batch", "ours ms", "official ms", "ratio", "ours img/s", "official img/s", "gen ratio")
+    header = (
+        "model",
+        "config",
+        "batch",
+        "ours ms",
+        "official ms",
+        "ratio",
+        "ours img/s",
+        "official img/s",
+        "gen ratio",
+    )
     lines = [header]
     for row in rows:
         lines.append(
@@ -389,10 +402,14 @@ def report(rows: list[Row]) -> int:
         print("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
     slower = [row for row in rows if (row.step_ratio() or 0.0) > 1.0]
     for row in slower:
-        print(f"FLAG: {row.model} {row.config}: our training step is slower (ratio {row.step_ratio():.3f} > 1.0)")
+        print(
+            f"FLAG: {row.model} {row.config}: our training step is slower (ratio {row.step_ratio():.3f} > 1.0)"
+        )
     for row in rows:
         if (row.generate_ratio() or 0.0) > 1.0:
-            print(f"note: {row.model} {row.config}: our generation is slower (ratio {row.generate_ratio():.3f})")
+            print(
+                f"note: {row.model} {row.config}: our generation is slower (ratio {row.generate_ratio():.3f})"
+            )
     return 1 if slower else 0
 
 
@@ -405,7 +422,9 @@ def choices(text: str, allowed, option: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--official", type=Path, help="tobran/DF-GAN checkout's code/ folder")
     parser.add_argument("--ratgan-official", type=Path, help="RAT-GAN checkout's code/ folder")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: dfgan, ratgan")

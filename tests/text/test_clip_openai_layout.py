@@ -207,3 +207,26 @@ def test_torchscript_archive_loads_like_openai_release(openai_clip, tmp_path):
     )
     expected = official.encode_image(to_clip_input(images, "paper", 32))
     torch.testing.assert_close(encoder.image_embedding(images), expected, atol=ATOL, rtol=0)
+
+
+def test_clip_score_equals_galip_calc_clip_sim_with_the_official_model(openai_clip, pair):
+    """The CLIP score metric on our encoder against GALIP's computation on OpenAI's model, same random ViT-B/32:
+    transf_to_CLIP_input (nearest resize of x*0.5+0.5, then ((x+1)*0.5 - mean)/std), clip.tokenize(truncate),
+    mean cosine of encode_image and encode_text; no x100, no clipping."""
+    from t2igan.metrics.clip_score import CLIPScoreMetric
+    from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample
+
+    official, ours = pair
+    images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    pixels = (torch.nn.functional.interpolate(images * 0.5 + 0.5, size=(224, 224)) + 1) * 0.5
+    with torch.no_grad():
+        image_features = official.encode_image((pixels - mean) / std)
+        text_features = official.encode_text(openai_clip.tokenize(CAPTIONS, truncate=True))
+    expected = torch.cosine_similarity(image_features, text_features).mean().item()
+
+    metric = CLIPScoreMetric({}, EvalContext(encoders={"clip": ours}))
+    metric.update(EvalBatch(0, images, list(CAPTIONS), [EvalSample(-1, 0, 0)] * 3))
+    [value] = metric.compute()
+    assert abs(value.value - expected) < ATOL and value.provenance["mode"] == "paper"
