@@ -74,6 +74,7 @@ import sys
 import tempfile
 import types
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,11 +239,12 @@ def random_tokens(batch: int, generator: torch.Generator) -> Tensor:
 # ---------------------------------------------------------------------------------------- comparison
 
 
-def compare(name: str, ours: Tensor, theirs: Tensor) -> float:
+def compare(name: str, ours: Tensor, theirs: Tensor, tol: float | None = None) -> float:
     ours, theirs = ours.detach().float().reshape(theirs.shape), theirs.detach().float()
     diff = float((ours - theirs).abs().max())
     scale = float(theirs.abs().max())
-    print(f"  {name:<16} max |ours - official| = {diff:.3e}   (max |official| = {scale:.3e})")
+    verdict = "" if tol is None else ("   PASS" if diff <= tol else "   FAIL")
+    print(f"  {name:<16} max |ours - official| = {diff:.3e}   (max |official| = {scale:.3e}){verdict}")
     return diff
 
 
@@ -309,24 +311,203 @@ def parity(
     return results
 
 
+# ------------------------------------------------------------------------------- DF-GAN and RAT-GAN
+
+
+@dataclass(frozen=True)
+class Sizes:
+    nf: int
+    noise_dim: int
+    cond_dim: int
+    image_size: int
+
+    def __str__(self) -> str:
+        return f"nf {self.nf}, z {self.noise_dim}, cond {self.cond_dim}, {self.image_size} px"
+
+
+@dataclass
+class OfficialPixelGAN:
+    """An official DF-GAN-style model seen through the calls our GANModel answers."""
+
+    generate: Callable[[Tensor, Tensor], Tensor]  # (noise, sentence) -> images
+    rgb_conv: nn.Module  # the generator's last conv, before its tanh
+    features: nn.Module  # NetD: images -> features
+    head: Callable[[Tensor, Tensor], Tensor]  # (features, sentence) -> logits
+    head_name: str
+    networks: tuple[nn.Module, ...]  # all the modules holding weights
+
+
+def output_of(layer: nn.Module, run: Callable[[], Tensor]) -> tuple[Tensor, Tensor]:
+    """`run()` and what `layer` returned during it."""
+    captured: list[Tensor] = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: captured.append(output.clone()))
+    try:
+        result = run()
+    finally:
+        handle.remove()
+    return result, captured[-1]
+
+
+def compare_pixel_gan(
+    ours: Any, official: OfficialPixelGAN, sizes: Sizes, batch: int, seed: int, tol: float
+) -> dict[str, float]:
+    inputs = torch.Generator().manual_seed(seed + 3)
+    noise = torch.randn(batch, sizes.noise_dim, generator=inputs)
+    sentence = torch.rand(batch, sizes.cond_dim, generator=inputs) * 2 - 1  # DAMSM's h_n is in (-1, 1)
+    images = torch.rand(batch, 3, sizes.image_size, sizes.image_size, generator=inputs) * 2 - 1
+    results: dict[str, float] = {}
+    with torch.no_grad():
+        our_images, our_pre = output_of(ours.generator.to_rgb[1], lambda: ours.generator(noise, sentence))
+        their_images, their_pre = output_of(official.rgb_conv, lambda: official.generate(noise, sentence))
+        results["netG"] = compare("netG", our_images, their_images, tol)
+        results["netG pre-tanh"] = compare("netG pre-tanh", our_pre, their_pre, tol)
+        their_features = official.features(images)
+        results["netD"] = compare("netD", ours.discriminator.features(images), their_features, tol)
+        their_logits = official.head(their_features, sentence)
+        our_logits = ours.discriminator.logits(their_features, sentence)
+        results[official.head_name] = compare(official.head_name, our_logits, their_logits, tol)
+        end_to_end = official.head(official.features(images), sentence)
+        results["D end to end"] = compare(
+            "D end to end", ours.discriminator(images, sentence), end_to_end, tol
+        )
+    return results
+
+
+def pixel_parity(
+    preset: str,
+    code_dir: Path,
+    sizes: Sizes,
+    released_nf: int,
+    official: OfficialPixelGAN,
+    save: Callable[[Path], Any],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Perturb the official networks, load what `save(folder)` writes through our converter into our
+    `preset` (at `sizes.nf` when --nf narrows it), and compare the two on the same inputs."""
+    generator = torch.Generator().manual_seed(args.seed + 2)
+    for net in official.networks:
+        perturb_constants(named_tensors(net), generator, lambda name: False)
+        net.eval()
+    registry = get_registry()
+    override = "" if sizes.nf == released_nf else f":nf={sizes.nf}"
+    resolved = resolve(parse_model_ref(preset + override), registry)
+    preset_sizes = Sizes(*(int(resolved.config[k]) for k in ("nf", "noise_dim", "cond_dim", "image_size")))
+    narrowed = f"  [--nf {sizes.nf}: NOT the released nf {released_nf}]" if override else ""
+    print(f"{preset} ({code_dir}): {sizes}, batch {args.batch}, seed {args.seed}, fp32, CPU, eval{narrowed}")
+    if preset_sizes != sizes:
+        print(f"  sizes differ: the checkout's cfg gives {sizes}, our preset {preset_sizes}")
+    ours = build_model(resolved, BuildContext(registry))
+    load_official = importlib.import_module(f"plugins.{resolved.spec.name}.convert").load_official
+    with tempfile.TemporaryDirectory() as tmp:
+        load_official(ours, save(Path(tmp)))
+    ours.eval()
+    return compare_pixel_gan(ours, official, sizes, args.batch, args.seed, args.pixel_tol)
+
+
+def dfgan_parity(code_dir: Path, args: argparse.Namespace) -> dict[str, float]:
+    (gan,) = import_from_checkout(code_dir, "models.GAN")
+    cfg = yaml.safe_load((code_dir / "cfg" / "bird.yml").read_text())
+    released_nf, ch_size = int(cfg["nf"]), int(cfg["ch_size"])
+    sizes = Sizes(args.nf or released_nf, int(cfg["z_dim"]), int(cfg["cond_dim"]), int(cfg["imsize"]))
+    torch.manual_seed(args.seed + 1)
+    net_g = gan.NetG(sizes.nf, sizes.noise_dim, sizes.cond_dim, sizes.image_size, ch_size)
+    net_d = gan.NetD(sizes.nf, sizes.image_size, ch_size)
+    net_c = gan.NetC(sizes.nf, sizes.cond_dim)
+    official = OfficialPixelGAN(
+        lambda noise, sentence: net_g(noise, sentence),
+        net_g.to_rgb[1],
+        net_d,
+        net_c,
+        "netC",
+        (net_g, net_d, net_c),
+    )
+
+    def save(folder: Path) -> Path:
+        # code/lib/utils.py save_models after DDP training (scripts/train.sh): `module.` on every key
+        nets = {"netG": net_g, "netD": net_d, "netC": net_c}
+        model = {name: {f"module.{k}": v for k, v in net.state_dict().items()} for name, net in nets.items()}
+        torch.save({"model": model, "epoch": 0}, folder / "state_epoch_000.pth")
+        return folder / "state_epoch_000.pth"
+
+    return pixel_parity("dfgan.bird256", code_dir, sizes, released_nf, official, save, args)
+
+
+# RAT-GAN layouts: our preset, the official models file, its cfg
+RATGAN_LAYOUTS = (("ratgan.bird256", "model", "bird.yml"), ("ratgan.flower256", "model_flower", "flower.yml"))
+RATGAN_NOISE_DIM = (
+    100  # code/main.py NetG(cfg.TRAIN.NF, 100, lstm); DAMSM.py CustomLSTM noise2h: Linear(100, 256)
+)
+
+
+def ratgan_parity(
+    code_dir: Path, preset: str, module: str, cfg_name: str, args: argparse.Namespace
+) -> dict[str, float]:
+    models, damsm = import_from_checkout(code_dir, module, "DAMSM")
+    cfg = yaml.safe_load((code_dir / "cfg" / cfg_name).read_text())
+    released_nf = int(cfg["TRAIN"]["NF"])
+    sizes = Sizes(
+        args.nf or released_nf,
+        RATGAN_NOISE_DIM,
+        int(cfg["TEXT"]["EMBEDDING_DIM"]),
+        int(cfg["TREE"]["BASE_SIZE"]),
+    )
+    torch.manual_seed(args.seed + 1)
+    lstm = damsm.CustomLSTM(sizes.cond_dim, sizes.cond_dim)  # code/main.py: CustomLSTM(256, 256)
+    net_g = models.NetG(sizes.nf, sizes.noise_dim, lstm)
+    net_d = models.NetD(sizes.nf)
+
+    def generate(noise: Tensor, sentence: Tensor) -> Tensor:
+        net_g.lstm.init_hidden(noise)  # code/main.py does this before every netG call
+        return net_g(noise, sentence)
+
+    official = OfficialPixelGAN(
+        generate, net_g.conv_img[1], net_d, net_d.COND_DNET, "COND_DNET", (net_g, net_d)
+    )
+
+    def save(folder: Path) -> list[Path]:
+        # code/main.py: torch.save(netG.state_dict(), 'netG_%03d.pth'), the same for netD
+        paths = [folder / "netG_000.pth", folder / "netD_000.pth"]
+        torch.save(net_g.state_dict(), paths[0])
+        torch.save(net_d.state_dict(), paths[1])
+        return paths
+
+    return pixel_parity(preset, code_dir, sizes, released_nf, official, save, args)
+
+
+def over_bound(label: str, results: dict[str, float], tol: float) -> list[str]:
+    return [f"{label} {net} {diff:.3e} > {tol:g}" for net, diff in results.items() if diff > tol]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--galip", type=Path, help="tobran/GALIP checkout's code/ folder")
     parser.add_argument("--ratlip", type=Path, help="OxygenLu/RATLIP checkout's code/ folder")
+    parser.add_argument("--dfgan", type=Path, help="tobran/DF-GAN checkout's code/ folder")
+    parser.add_argument(
+        "--ratgan",
+        type=Path,
+        help="senmaoy/Recurrent-Affine-Transformation-for-Text-to-image-Synthesis checkout's code/ folder",
+    )
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tol", type=float, default=1e-4, help="the bound for the generator (fp32)")
+    parser.add_argument(
+        "--pixel-tol", type=float, default=1e-5, help="the bound for every DF-GAN / RAT-GAN network (fp32)"
+    )
+    parser.add_argument(
+        "--nf", type=int, help="DF-GAN / RAT-GAN width instead of the released one (to save memory or time)"
+    )
     args = parser.parse_args()
-    if args.galip is None and args.ratlip is None:
-        parser.error("give --galip and/or --ratlip")
+    if all(path is None for path in (args.galip, args.ratlip, args.dfgan, args.ratgan)):
+        parser.error("give --galip, --ratlip, --dfgan and/or --ratgan")
     torch.set_num_threads(args.threads)
     _standin_easydict()
-    clip_model = openai_clip_model_module()
 
     failed = []
+    clip_model = openai_clip_model_module() if args.galip or args.ratlip else None
     for name, code_dir, module in (("galip", args.galip, "GALIP"), ("ratlip", args.ratlip, "RATLIP")):
         if code_dir is None:
             continue
@@ -336,10 +517,16 @@ def main() -> None:
             print("WARNING: fightingcv_attention is not importable; using our ShuffleAttention on both sides")
         results = parity(name, code_dir, module, args.batch, args.seed, clip_model, standins)
         if results["netG"] > args.tol:
-            failed.append(f"{name} netG {results['netG']:.3e}")
+            failed.append(f"{name} netG {results['netG']:.3e} > {args.tol:g}")
+    if args.dfgan is not None:
+        failed += over_bound("dfgan.bird256", dfgan_parity(args.dfgan, args), args.pixel_tol)
+    if args.ratgan is not None:
+        for preset, module, cfg_name in RATGAN_LAYOUTS:
+            results = ratgan_parity(args.ratgan, preset, module, cfg_name, args)
+            failed += over_bound(preset, results, args.pixel_tol)
     if failed:
-        sys.exit(f"generator outputs differ by more than {args.tol:g}: {'; '.join(failed)}")
-    print(f"generator outputs equal within {args.tol:g}")
+        sys.exit(f"FAIL: {'; '.join(failed)}")
+    print("PASS: every bounded output is within its bound")
 
 
 if __name__ == "__main__":

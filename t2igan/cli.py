@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         required=True,
-        help="model, e.g. dfgan, or with the paper preset: dfgan.bird256 (without one, the preset the files fit)",
+        help="the model and the paper preset the release was trained with, e.g. dfgan.bird256 (the preset may "
+        "be left out when the model has one paper preset only)",
     )
     p.add_argument("--out", required=True, help="where to write the converted checkpoint")
     p.set_defaults(func=_lazy("t2igan.train.commands", "run_convert"))

@@ -151,10 +151,11 @@ def invalid_reason(
     except (OSError, ValueError) as exc:
         return f"unreadable sidecar {sidecar_path} ({exc})"
     for key, value in expected.items():
-        if meta.get(key) != value and key == "source_files":
+        if meta.get(key) == value:
+            continue
+        if key == "source_files":
             return "stale: image files changed since the cache was built (size or modification time)"
-        if meta.get(key) != value:
-            return f"stale: {key} is {meta.get(key)!r}, expected {value!r}"
+        return f"stale: {key} is {meta.get(key)!r}, expected {value!r}"
     size = array_path.stat().st_size
     if size != meta.get("bytes"):
         return f"truncated: {array_path} has {size} bytes, the sidecar says {meta.get('bytes')}"
