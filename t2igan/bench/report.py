@@ -114,7 +114,7 @@ def column_labels(results: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
         if len(protocols) > 1:
             notes.append(f"{dataset}: runs used protocols {', '.join(protocols)}; kept in separate columns.")
         fid_modes = sorted({g.split("|")[3] for g in part.loc[part["metric"] == "fid", "group"]} - {""})
-        if len(fid_modes) > 1:  # a bench refuses this (runner.check_fid_mode); records merged by hand can
+        if len(fid_modes) > 1:  # a bench refuses this (runner.check_fid_mode); hand-merged records may not
             notes.append(
                 f"{dataset}: FID in modes {', '.join(fid_modes)}: the numbers of different modes are not "
                 "comparable; each mode has its own column."
