@@ -35,8 +35,11 @@ prefixes; RAT-GAN plain netG / netD files, the LSTM repeated in every block), lo
 `load_official` into `dfgan.bird256`, `ratgan.bird256` and `ratgan.flower256`, and compared on the same
 noise, sentence embeddings (in (-1, 1), like DAMSM's h_n) and images:
 
-    netG             noise and sentence; the official RAT-GAN call first sets the LSTM state from the
-                     noise (`netG.lstm.init_hidden(noise)`, as its main.py does), ours does it inside
+    affine inputs    the condition each affine of netG receives, in call order: cat(noise, sentence) in
+                     DF-GAN; in RAT-GAN the LSTM's h_t at each of its 28 (flower 42) steps, its state set
+                     from the noise (the official call first runs `netG.lstm.init_hidden(noise)`, as its
+                     main.py does; ours does it inside), which the images alone show only faintly
+    netG             noise and sentence
     netG pre-tanh    the same, before the final tanh (which would hide differences where it saturates)
     netD             image features
     netC / COND_DNET the same features (theirs) and sentences
@@ -240,6 +243,9 @@ def random_tokens(batch: int, generator: torch.Generator) -> Tensor:
 
 
 def compare(name: str, ours: Tensor, theirs: Tensor, tol: float | None = None) -> float:
+    if ours.numel() != theirs.numel():
+        print(f"  {name:<16} shapes differ: ours {tuple(ours.shape)}, official {tuple(theirs.shape)}   FAIL")
+        return float("inf")
     ours, theirs = ours.detach().float().reshape(theirs.shape), theirs.detach().float()
     diff = float((ours - theirs).abs().max())
     scale = float(theirs.abs().max())
@@ -330,22 +336,33 @@ class OfficialPixelGAN:
     """An official DF-GAN-style model seen through the calls our GANModel answers."""
 
     generate: Callable[[Tensor, Tensor], Tensor]  # (noise, sentence) -> images
-    rgb_conv: nn.Module  # the generator's last conv, before its tanh
+    generator: nn.Module  # NetG, whose affines' inputs are recorded
+    rgb_conv: nn.Module  # its last conv, before the tanh
     features: nn.Module  # NetD: images -> features
     head: Callable[[Tensor, Tensor], Tensor]  # (features, sentence) -> logits
     head_name: str
     networks: tuple[nn.Module, ...]  # all the modules holding weights
 
 
-def output_of(layer: nn.Module, run: Callable[[], Tensor]) -> tuple[Tensor, Tensor]:
-    """`run()` and what `layer` returned during it."""
-    captured: list[Tensor] = []
-    handle = layer.register_forward_hook(lambda module, inputs, output: captured.append(output.clone()))
+def generate_recorded(
+    run: Callable[[], Tensor], generator: nn.Module, rgb_conv: nn.Module
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`run()`'s images, what `rgb_conv` gave (before the tanh) and the condition every affine of
+    `generator` received, stacked in call order (RAT-GAN: the LSTM's h_t at each of its steps)."""
+    pre_tanh: list[Tensor] = []
+    conditions: list[Tensor] = []
+    handles = [rgb_conv.register_forward_hook(lambda module, inputs, output: pre_tanh.append(output.clone()))]
+    handles += [
+        module.register_forward_hook(lambda module, inputs, output: conditions.append(inputs[0].clone()))
+        for name, module in generator.named_modules()
+        if name.endswith("fc_gamma")
+    ]
     try:
-        result = run()
+        images = run()
     finally:
-        handle.remove()
-    return result, captured[-1]
+        for handle in handles:
+            handle.remove()
+    return images, pre_tanh[-1], torch.stack(conditions)
 
 
 def compare_pixel_gan(
@@ -357,8 +374,13 @@ def compare_pixel_gan(
     images = torch.rand(batch, 3, sizes.image_size, sizes.image_size, generator=inputs) * 2 - 1
     results: dict[str, float] = {}
     with torch.no_grad():
-        our_images, our_pre = output_of(ours.generator.to_rgb[1], lambda: ours.generator(noise, sentence))
-        their_images, their_pre = output_of(official.rgb_conv, lambda: official.generate(noise, sentence))
+        our_images, our_pre, our_conditions = generate_recorded(
+            lambda: ours.generator(noise, sentence), ours.generator, ours.generator.to_rgb[1]
+        )
+        their_images, their_pre, their_conditions = generate_recorded(
+            lambda: official.generate(noise, sentence), official.generator, official.rgb_conv
+        )
+        results["affine inputs"] = compare("affine inputs", our_conditions, their_conditions, tol)
         results["netG"] = compare("netG", our_images, their_images, tol)
         results["netG pre-tanh"] = compare("netG pre-tanh", our_pre, their_pre, tol)
         their_features = official.features(images)
@@ -414,12 +436,13 @@ def dfgan_parity(code_dir: Path, args: argparse.Namespace) -> dict[str, float]:
     net_d = gan.NetD(sizes.nf, sizes.image_size, ch_size)
     net_c = gan.NetC(sizes.nf, sizes.cond_dim)
     official = OfficialPixelGAN(
-        lambda noise, sentence: net_g(noise, sentence),
-        net_g.to_rgb[1],
-        net_d,
-        net_c,
-        "netC",
-        (net_g, net_d, net_c),
+        generate=net_g,
+        generator=net_g,
+        rgb_conv=net_g.to_rgb[1],
+        features=net_d,
+        head=net_c,
+        head_name="netC",
+        networks=(net_g, net_d, net_c),
     )
 
     def save(folder: Path) -> Path:
@@ -432,11 +455,10 @@ def dfgan_parity(code_dir: Path, args: argparse.Namespace) -> dict[str, float]:
     return pixel_parity("dfgan.bird256", code_dir, sizes, released_nf, official, save, args)
 
 
-# RAT-GAN layouts: our preset, the official models file, its cfg
+# RAT-GAN layouts: our preset, the official models file (4 / 6 affines per block), its cfg
 RATGAN_LAYOUTS = (("ratgan.bird256", "model", "bird.yml"), ("ratgan.flower256", "model_flower", "flower.yml"))
-RATGAN_NOISE_DIM = (
-    100  # code/main.py NetG(cfg.TRAIN.NF, 100, lstm); DAMSM.py CustomLSTM noise2h: Linear(100, 256)
-)
+# code/main.py NetG(cfg.TRAIN.NF, 100, lstm); DAMSM.py CustomLSTM.noise2h: Linear(100, 256)
+RATGAN_NOISE_DIM = 100
 
 
 def ratgan_parity(
@@ -461,7 +483,13 @@ def ratgan_parity(
         return net_g(noise, sentence)
 
     official = OfficialPixelGAN(
-        generate, net_g.conv_img[1], net_d, net_d.COND_DNET, "COND_DNET", (net_g, net_d)
+        generate=generate,
+        generator=net_g,
+        rgb_conv=net_g.conv_img[1],
+        features=net_d,
+        head=net_d.COND_DNET,
+        head_name="COND_DNET",
+        networks=(net_g, net_d),
     )
 
     def save(folder: Path) -> list[Path]:
@@ -493,7 +521,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tol", type=float, default=1e-4, help="the bound for the generator (fp32)")
+    parser.add_argument(
+        "--tol", type=float, default=1e-4, help="the bound for the GALIP / RATLIP generator (fp32)"
+    )
     parser.add_argument(
         "--pixel-tol", type=float, default=1e-5, help="the bound for every DF-GAN / RAT-GAN network (fp32)"
     )
