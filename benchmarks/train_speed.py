@@ -353,8 +353,10 @@ def run_one(model_name: str, config_name: str, args, officials: dict[str, Path |
     )
     for side in sides:
         print(
-            f"  {side.label:>8}: step {row.step_ms[side.label]:.1f} ms (median), "
-            f"generation {row.images_per_second[side.label]:.1f} images/s",
+            f"  {side.label:>8}: step {row.step_ms[side.label]:.1f} ms median "
+            f"(min {1000 * min(side.step_seconds):.1f}), generation "
+            f"{row.images_per_second[side.label]:.1f} images/s median "
+            f"(max {batch / min(side.generate_seconds):.1f})",
             flush=True,
         )
     if row.step_ratio() is not None:
