@@ -280,9 +280,17 @@ def detect_coco_images(root: Path, split: str) -> tuple[str, Path]:
         ("DF-GAN (images/<set>/<key>.jpg)", root / "images" / sub),
         ("AttnGAN/DM-GAN (images/<key>.jpg)", root / "images"),
     )
-    for layout, folder in candidates:
+    for layout, folder in candidates[:2]:
         if folder.is_dir():
             return layout, folder
+    other = "val2014" if sub == "train2014" else "train2014"
+    if (root / "images" / other).is_dir():  # a per-set tree missing this set: not the flat layout
+        raise T2IGanError(
+            f"{root / 'images' / sub}: no such folder (the {split!r} split's images); {root / 'images'} holds "
+            f"{other}/ in the per-set layout, so {sub}/ is expected beside it"
+        )
+    if candidates[2][1].is_dir():
+        return candidates[2]
     raise T2IGanError(
         f"{root}: no COCO image folder for split {split!r}: expected one of "
         + ", ".join(str(folder) for _, folder in candidates)

@@ -99,6 +99,18 @@ def test_missing_caption_file_is_named(cub_tree):
     assert len(split) == 2 and str(cub_tree.texts[key]) in split.problems[0]
 
 
+@pytest.mark.parametrize("coco_tree", ["galip", "dfgan"], indirect=True)  # the layouts with per-set folders
+def test_a_per_set_coco_tree_missing_one_set_names_the_folder(coco_tree):
+    import shutil
+
+    shutil.rmtree(coco_tree.root / "images" / "val2014")
+    with pytest.raises(
+        T2IGanError, match=r"images/val2014: no such folder.*train2014/ in the per-set layout"
+    ):
+        load_coco_split(coco_tree.root, "test")
+    assert len(load_coco_split(coco_tree.root, "train")) == 2
+
+
 def test_too_few_caption_lines_is_named(coco_tree):
     key = coco_tree.keys["test"][0]
     coco_tree.texts[key].write_text("one\ntwo\n")
