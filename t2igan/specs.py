@@ -233,6 +233,9 @@ class DatasetSpec:
     root_env: str = ""  # environment variable giving the default root, e.g. T2IGAN_CUB_ROOT
     protocols: Mapping[str, Protocol] = field(default_factory=dict)
     augmentation: str = "none"  # "none" or "crop_flip" (the official Resize 76/64 + RandomCrop + flip)
+    official_counts: Mapping[str, int] = field(
+        default_factory=dict
+    )  # images per split; `data check` compares
 
     def __post_init__(self) -> None:
         _check_name("dataset", self.name)
@@ -247,6 +250,7 @@ class DatasetSpec:
             )
         object.__setattr__(self, "splits", tuple(self.splits))
         object.__setattr__(self, "protocols", _freeze(self.protocols))
+        object.__setattr__(self, "official_counts", _freeze(self.official_counts))
 
 
 @dataclass(frozen=True)

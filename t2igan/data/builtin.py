@@ -116,6 +116,10 @@ DATASETS = (
         root_env="T2IGAN_CUB_ROOT",
         protocols=_protocols(CUB_PAPER, _quick("cf. DF-GAN code/cfg/bird.yml")),
         augmentation="crop_flip",
+        official_counts={
+            "train": 8_855,
+            "test": 2_933,
+        },  # 150 / 50 classes (shared/research/data_eval.md §1.1)
     ),
     DatasetSpec(
         name="coco",
@@ -128,6 +132,7 @@ DATASETS = (
         root_env="T2IGAN_COCO_ROOT",
         protocols=_protocols(COCO_PAPER, _quick("cf. DF-GAN code/cfg/coco.yml")),
         augmentation="crop_flip",
+        official_counts={"train": 82_783, "test": 40_504},  # train2014 / val2014 (data_eval.md §1.2)
     ),
     DatasetSpec(
         name="flowers",
@@ -140,6 +145,7 @@ DATASETS = (
         root_env="T2IGAN_FLOWERS_ROOT",
         protocols=_protocols(FLOWERS_PAPER, _quick("cf. DF-GAN code/cfg/flower.yml")),
         augmentation="crop_flip",
+        official_counts={"train": 7_034, "test": 1_155},  # 82 / 20 classes, Reed et al. (data_eval.md §1.3)
     ),
     DatasetSpec(
         name="celeba-tiny",

@@ -41,6 +41,7 @@ class CheckReport:
     dataset: str
     root: str | None
     splits: list[SplitReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # usable, but not what the papers used
 
     @property
     def ok(self) -> bool:
@@ -52,6 +53,7 @@ class CheckReport:
             "root": self.root,
             "ok": self.ok,
             "splits": [vars(s) for s in self.splits],
+            "warnings": list(self.warnings),
         }
 
 
@@ -138,9 +140,26 @@ def check_dataset(
     spec = _registry().dataset(name)
     resolved = resolve_root(name, root)
     report = CheckReport(name, None if resolved is None else str(resolved))
+    files: dict[str, set[str]] = {}
     for split_name in splits or spec.splits:
         split = load_split(name, split_name, resolved, on_error="collect", **options)
         report.splits.append(check_split(split, verify_images, progress))
+        files[split_name] = {r.path for r in split.records if r.path is not None}
+        official = spec.official_counts.get(split_name)
+        if official is not None and len(split) != official and not options:
+            report.warnings.append(
+                f"{split_name}: {len(split):,} images, the official split has {official:,}: numbers from it "
+                "are not comparable with the papers'"
+            )
+    names = sorted(files)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            shared = sorted(files[first] & files[second])
+            if shared:  # RAT-GAN's flower lists test on the training images (shared/research/data_eval.md)
+                report.warnings.append(
+                    f"{len(shared):,} image(s) are in both {first} and {second}, e.g. {shared[0]}: the test "
+                    "split does not hold out what training sees"
+                )
     return report
 
 
@@ -167,6 +186,7 @@ def format_check_report(report: CheckReport) -> str:
             "`data prepare` and training stop at them: replace them with readable copies"
         )
         lines.extend(f"    [{split}] {problem}" for split, problem in unreadable)
+    lines.extend(f"  warning: {warning}" for warning in report.warnings)
     if not skipped and not unreadable:
         lines.append("  ok: every listed image and caption file is readable")
     return "\n".join(lines)

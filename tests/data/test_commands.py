@@ -53,6 +53,28 @@ def test_check_notes_caption_files_longer_than_used(cub_tree):
     assert "(11 lines)" in text and report.splits[1].notes == []
 
 
+def test_check_warns_of_unofficial_counts_and_of_images_in_both_splits(cub_tree):
+    from tests.data.conftest import write_filenames
+
+    report = check_dataset("cub", cub_tree.root)
+    assert report.ok  # a usable tree: warnings do not fail the check
+    assert report.warnings == [
+        f"train: {len(cub_tree.keys['train'])} images, the official split has 8,855: numbers from it are not "
+        "comparable with the papers'",
+        f"test: {len(cub_tree.keys['test'])} images, the official split has 2,933: numbers from it are not "
+        "comparable with the papers'",
+    ]
+    leaked = cub_tree.keys["train"][0]
+    write_filenames(cub_tree.root / "test" / "filenames.pickle", [*cub_tree.keys["test"][:-1], leaked])
+    text = format_check_report(check_dataset("cub", cub_tree.root))
+    [warning] = [line for line in text.splitlines() if "in both" in line]
+    assert (
+        warning.startswith("  warning: 1 image(s) are in both test and train, e.g. ")
+        and f"{leaked}.jpg" in warning
+    )
+    assert check_dataset("shapes", size="tiny").warnings == []  # no official counts, disjoint splits
+
+
 def test_check_of_shapes_needs_no_root():
     report = check_dataset("shapes", size="tiny")
     assert report.root is None and report.ok
