@@ -153,6 +153,16 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+    return value
+
+
 def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available, else cpu)"
@@ -227,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, default=None, help="train for N epochs instead of --steps")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=None,
+        help="steps between checkpoints (default: about five per run)",
+    )
+    p.add_argument(
+        "--keep-last",
+        type=_positive_int,
+        default=None,
+        help="step checkpoints kept besides final.pt (default: 2)",
+    )
     p.add_argument("--out", default=None, help="run folder (default: runs/train/<data>/<model>/seed<k>)")
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
     p.add_argument("--plan", default=None, help="take the [encoders] settings from this plan file")

@@ -47,7 +47,7 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
 def emit_commands(plan: BenchPlan, nproc: int = 1, plan_file: str | None = None) -> list[str]:
     """One `t2igan bench` command per run (for a cluster's job array); all write into the plan's folder,
     and `t2igan report OUT` merges them afterwards. With a plan file each command names it, so the fields
-    no flag carries (encoders, probe, eval_every, checkpoint_every, eval_seed, name) come from it; every
+    no flag carries (encoders, probe, eval_every, checkpoint_every, keep_last, eval_seed, name) come from it; every
     field a flag carries is written out, so flags given beside the file are kept too."""
     commands = []
     for key in plan.runs():

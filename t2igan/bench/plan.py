@@ -43,6 +43,7 @@ PLAN_FIELDS = (
     "encoders",
     "probe",
     "checkpoint_every",
+    "keep_last",
     "eval_every",
     "eval_every_images",
 )
@@ -94,6 +95,7 @@ class BenchPlan:
     encoders: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe: dict[str, Any] = field(default_factory=dict)  # the shapes probe's config (and `count`)
     checkpoint_every: int | None = None  # default: about five checkpoints per run
+    keep_last: int | None = None  # step checkpoints kept besides final.pt (default: the Trainer's, 2)
     eval_every: int | None = None  # evaluate during training every N steps (metric-vs-step curves)
     eval_every_images: int = 200  # ... on this many test captions (labelled quick)
 
@@ -215,6 +217,7 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         checkpoint_every=None
         if fields.get("checkpoint_every") is None
         else _positive(fields["checkpoint_every"], "checkpoint_every"),
+        keep_last=None if fields.get("keep_last") is None else _positive(fields["keep_last"], "keep_last"),
         eval_every=None
         if fields.get("eval_every") is None
         else _positive(fields["eval_every"], "eval_every"),

@@ -289,6 +289,7 @@ class BenchRunner:
             progress=self.progress,
             model_info=model_info(resolved, data, text),
             checkpoint_every=self.plan.checkpoint_every,
+            keep_last=self.plan.keep_last,
             label=label,
             on_step=self._progress_evaluator(model, text, data, protocol, size, folder),
         )

@@ -119,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         grid_noise,
         model_info=model_info(resolved, data, text),
         label=f"{resolved.label} on {data.label}",
+        checkpoint_every=args.checkpoint_every,
+        keep_last=args.keep_last,
     )
     result = trainer.fit()
     if distributed.is_main_process():

@@ -377,6 +377,7 @@ def make_trainer(
     model_info: Mapping[str, Any] | None = None,
     checkpoint_every: int | None = None,
     label: str = "train",
+    keep_last: int | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> Trainer:
     config = resolved.config
@@ -392,6 +393,7 @@ def make_trainer(
         seed=seed,
         device=str(device),
         checkpoint_every=checkpoint_every or checkpoint_interval(total_steps),
+        **({} if keep_last is None else {"keep_last": keep_last}),
         progress=progress,
         model_info=dict(model_info or {}),
         label=label,

@@ -156,3 +156,9 @@ def test_emitted_commands_rebuild_the_plan_one_run_each(tmp_path, with_file):
             "seeds": [key.seed],
         }
         assert one.as_dict() == expected  # nothing of the plan lost: budget, encoders, probe, eval_every ...
+
+
+def test_keep_last_is_a_positive_plan_field():
+    assert make_plan({"keep_last": 3}).keep_last == 3 and make_plan({}).keep_last is None
+    with pytest.raises(ConfigError, match="keep_last 0: expected a positive integer"):
+        make_plan({"keep_last": 0})

@@ -63,6 +63,19 @@ def test_the_same_seed_trains_the_same_weights_on_cpu(trained, tmp_path):
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_train_takes_the_checkpoint_interval_and_how_many_to_keep(trained, tmp_path, capsys):
+    from t2igan.train.checkpoint import step_checkpoints
+
+    _, args, _ = trained
+    out = tmp_path / "kept"
+    assert main([*args, "--checkpoint-every", "1", "--keep-last", "1", "--out", str(out)]) == 0
+    # steps 1 and 2 were saved, step 3 is final.pt: one step checkpoint kept
+    assert [step for step, _ in step_checkpoints(out / "train")] == [2]
+    assert (out / "train" / "final.pt").is_file()
+    assert main([*args, "--keep-last", "0", "--out", str(tmp_path / "none")]) == 2
+    assert "--keep-last: '0': expected a positive integer" in capsys.readouterr().err
+
+
 def sample(checkpoint, png) -> int:
     captions = ["--text", "a red circle", "--text", "two blue squares"]
     return main(["sample", "--ckpt", str(checkpoint), *captions, "--n", "3", "--out", str(png)])
