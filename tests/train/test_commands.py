@@ -72,7 +72,9 @@ def test_train_takes_the_checkpoint_interval_and_how_many_to_keep(trained, tmp_p
     # steps 1 and 2 were saved, step 3 is final.pt: one step checkpoint kept
     assert [step for step, _ in step_checkpoints(out / "train")] == [2]
     assert (out / "train" / "final.pt").is_file()
-    assert main([*args, "--keep-last", "0", "--out", str(tmp_path / "none")]) == 2
+    with pytest.raises(SystemExit) as exited:  # argparse refuses it before anything runs
+        main([*args, "--keep-last", "0", "--out", str(tmp_path / "none")])
+    assert exited.value.code == 2 and not (tmp_path / "none").exists()
     assert "--keep-last: '0': expected a positive integer" in capsys.readouterr().err
 
 
