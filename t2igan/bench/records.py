@@ -74,9 +74,14 @@ class RunRecord:
             raise T2IGanError(f"{source}: malformed run record ({exc})") from exc
 
 
+def dataset_dir(out: str | os.PathLike, dataset: str) -> Path:
+    """runs/<plan>/<dataset>: every run of one dataset label."""
+    return Path(out) / _safe(dataset)
+
+
 def run_dir(out: str | os.PathLike, dataset: str, model_label: str, seed: int) -> Path:
     """runs/<plan>/<dataset>/<model>/seed<k>: the variant label made safe as a folder name."""
-    return Path(out) / _safe(dataset) / _safe(model_label) / f"seed{seed}"
+    return dataset_dir(out, dataset) / _safe(model_label) / f"seed{seed}"
 
 
 def _safe(label: str) -> str:

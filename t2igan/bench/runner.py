@@ -27,7 +27,9 @@ from t2igan.bench.records import (
     STATUS_FINISHED,
     MetricRecord,
     RunRecord,
+    dataset_dir,
     environment,
+    iter_records,
     read_record,
     run_dir,
     write_record,
@@ -117,6 +119,7 @@ class BenchRunner:
         self.writer = distributed.is_main_process()
         self.encoders = TextEncoderPool(registry, device, progress, plan.encoders)
         self.eval_encoders = EvalEncoders(self.encoders, plan.probe, progress)
+        self.checked_splits: set[str] = set()  # dataset labels whose folder holds no record of another split
 
     def dataset(self, label: str) -> DatasetSession:
         if label not in self.datasets:
@@ -139,10 +142,10 @@ class BenchRunner:
 
     def run_one(self, key: RunKey, label: str) -> RunRecord:
         folder = run_dir(self.plan.out, key.dataset, key.model.variant, key.seed)
+        self._check_folder_splits(key)
         previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
         say = _say if self.writer else _quiet
         if previous is not None and previous.status == STATUS_FINISHED:
-            self._check_same_split(key, previous, folder)
             say(f"{label}: finished earlier, skipped")
             return previous
         say(f"{label}: {'resuming' if previous is not None else 'starting'}")
@@ -192,21 +195,28 @@ class BenchRunner:
             "fid_reference": self.plan.fid_reference.get(dataset.split(":", 1)[0]),
         }
 
-    def _check_same_split(self, key: RunKey, previous: RunRecord, folder: Path) -> None:
-        """A finished record measured on another split (a changed generator, other files) must not be
-        reused as if it belonged to this plan."""
+    def _check_folder_splits(self, key: RunKey) -> None:
+        """One folder is one table: a finished record of this dataset measured on another split (a changed
+        generator, other files) refuses the plan before anything trains — it would neither be reused as
+        this plan's result nor sit beside it. Checked once per dataset per plan."""
+        if key.dataset in self.checked_splits:
+            return
         data = self.dataset(key.dataset)
-        recorded_train = (previous.split.get("train") or {}).get("sha256")
-        for which, current, recorded in (
-            ("test", data.test.sha256, previous.split.get("sha256")),
-            ("train", data.train.sha256, recorded_train),
-        ):
-            if recorded and recorded != current:
-                raise T2IGanError(
-                    f"{folder / 'record.json'} was measured with {which} split sha256 {recorded[:12]}, but "
-                    f"{key.dataset} now has {current[:12]}; results on different splits cannot share a "
-                    "table — use a new --out folder (or delete that run folder to redo it)"
-                )
+        for path, previous in iter_records(dataset_dir(self.plan.out, key.dataset)):
+            if previous.status != STATUS_FINISHED or previous.dataset != key.dataset:
+                continue
+            recorded_train = (previous.split.get("train") or {}).get("sha256")
+            for which, current, recorded in (
+                ("test", data.test.sha256, previous.split.get("sha256")),
+                ("train", data.train.sha256, recorded_train),
+            ):
+                if recorded and recorded != current:
+                    raise T2IGanError(
+                        f"{path} was measured with {which} split sha256 {recorded[:12]}, but {key.dataset} "
+                        f"now has {current[:12]}; results on different splits cannot share a table — use a "
+                        "new --out folder (or delete that run folder to redo it)"
+                    )
+        self.checked_splits.add(key.dataset)
 
     def _execute(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> None:
         with distributed.main_process_first():  # rank 0 builds the caches; the other ranks read them

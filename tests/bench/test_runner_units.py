@@ -105,6 +105,16 @@ def test_a_finished_run_on_another_split_is_refused(tmp_path):
     write_record(folder, old)
     with pytest.raises(T2IGanError, match="train split sha256 111111111111"):
         runner.run_one(key, "[1/1]")
+    # another model's finished run in the folder, on another split: a new run is refused before training
+    old.split = {"sha256": "2" * 64}
+    write_record(folder, old)
+    other = make_plan({"models": "ratgan", "data": "shapes:size=tiny", "out": str(tmp_path)}).runs()[0]
+    fresh = BenchRunner(plan, registry, torch.device("cpu"), progress=False)
+    with pytest.raises(
+        T2IGanError, match=r"dfgan/seed0/record.json was measured with test split sha256 2222"
+    ):
+        fresh.run_one(other, "[1/1]")
+    assert not run_dir(plan.out, other.dataset, other.model.variant, other.seed).exists()
 
 
 class IndexTable:
