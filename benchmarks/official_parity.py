@@ -114,7 +114,8 @@ OFFICIAL_TOP_LEVEL = ("models", "lib", "model", "model_flower", "DAMSM", "miscc"
 # ------------------------------------------------------------------------------------ official imports
 
 
-def _standin_easydict() -> None:
+def standin_easydict() -> None:
+    """An `easydict` module (a dict with attribute access) when the package is not installed."""
     if importlib.util.find_spec("easydict") is not None:
         return
 
@@ -534,7 +535,7 @@ def main() -> None:
     if all(path is None for path in (args.galip, args.ratlip, args.dfgan, args.ratgan)):
         parser.error("give --galip, --ratlip, --dfgan and/or --ratgan")
     torch.set_num_threads(args.threads)
-    _standin_easydict()
+    standin_easydict()
 
     failed = []
     clip_model = openai_clip_model_module() if args.galip or args.ratlip else None

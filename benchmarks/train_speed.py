@@ -29,18 +29,18 @@ official loss arithmetic is restated, because the official loops hard-code `.cud
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+# run as a script: benchmarks/ is on sys.path; the official-checkout imports are shared with the parity check
+from official_parity import import_from_checkout, standin_easydict  # noqa: E402
 from torch import Tensor, nn
 
 from t2igan.models import ResolvedModel, build_model, parse_model_ref, resolve
@@ -108,35 +108,6 @@ def our_side(resolved: ResolvedModel, registry) -> Side:
 
 
 # --------------------------------------------------------------------------------- official code
-def import_from_checkout(code_dir: Path, module: str, option: str, required: tuple[str, ...]):
-    missing = [name for name in required if not (code_dir / name).is_file()]
-    if missing:
-        sys.exit(f"{option} {code_dir}: expected the checkout's `code` folder holding {', '.join(required)}")
-    sys.path.insert(0, str(code_dir))
-    try:
-        return importlib.import_module(module)
-    finally:
-        sys.path.remove(str(code_dir))
-
-
-def install_easydict_standin() -> None:
-    if importlib.util.find_spec("easydict") is not None:
-        return
-
-    class EasyDict(dict):
-        def __getattr__(self, name):
-            try:
-                return self[name]
-            except KeyError as error:
-                raise AttributeError(name) from error
-
-        __setattr__ = dict.__setitem__
-
-    standin = types.ModuleType("easydict")
-    standin.EasyDict = EasyDict
-    sys.modules["easydict"] = standin
-
-
 def magp(out: Tensor, inputs: tuple[Tensor, Tensor]) -> Tensor:
     """DF-GAN lib/modules.py `MA_GP`, RAT-GAN main.py: 2 · mean(||[∇x, ∇s]||^6), without `.cuda()`."""
     grads = torch.autograd.grad(
@@ -152,7 +123,7 @@ def magp(out: Tensor, inputs: tuple[Tensor, Tensor]) -> Tensor:
 
 
 def official_dfgan(code_dir: Path, config: dict) -> Side:
-    gan = import_from_checkout(code_dir, "models.GAN", "--official", ("models/GAN.py",))
+    (gan,) = import_from_checkout(code_dir, "models.GAN")
     nf, z_dim, cond, size = config["nf"], config["noise_dim"], config["cond_dim"], config["image_size"]
     net_g, net_d, net_c = gan.NetG(nf, z_dim, cond, size, 3), gan.NetD(nf, size, 3), gan.NetC(nf, cond)
     opt_g = adam(net_g.parameters(), config["lr_g"], config)
@@ -225,11 +196,9 @@ class ScaledRATDiscriminator(nn.Module):
 def official_ratgan(code_dir: Path, config: dict) -> Side:
     if (config["noise_dim"], config["cond_dim"]) != (100, 256):
         sys.exit("the official RAT-GAN code hard-codes noise 100 and sentence 256 (CustomLSTM, affine)")
-    install_easydict_standin()
+    standin_easydict()
     files = "model_flower" if config["affines_per_block"] == 6 else "model"
-    option, required = "--ratgan-official", (f"{files}.py", "DAMSM.py", "miscc/config.py")
-    official = import_from_checkout(code_dir, files, option, required)
-    damsm = import_from_checkout(code_dir, "DAMSM", option, required)
+    official, damsm = import_from_checkout(code_dir, files, "DAMSM")
     nf, size, z_dim = config["nf"], config["image_size"], config["noise_dim"]
     lstm = damsm.CustomLSTM(256, 256)
     net_g, net_d = official.NetG(nf, z_dim, lstm), official.NetD(nf)
