@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,14 @@ G_MAX_MULT = 8  # model.py NetG: ngf*8 at 4x4 down to ngf at the output
 D_MAX_MULT = 16  # model.py NetD: ndf -> ndf*2 ... ndf*16, then ndf*16 twice
 
 
-LSTMState = tuple[Tensor, Tensor]
+class LSTMState(NamedTuple):
+    """(h, c) of the shared LSTM, with the condition's input projection `cond @ W` computed once per
+    generator forward: every block gets the same condition, so the projection is the same at every step."""
+
+    h: Tensor
+    c: Tensor
+    cond: Tensor
+    cond_proj: Tensor
 
 
 class RecurrentAffineLSTM(SharedFusionState):
@@ -59,15 +66,17 @@ class RecurrentAffineLSTM(SharedFusionState):
         self.noise2c = nn.Linear(noise_dim, hidden)
 
     def initial_state(self, noise: Tensor, cond: Tensor) -> LSTMState:
-        return self.noise2h(noise), self.noise2c(noise)
+        return LSTMState(self.noise2h(noise), self.noise2c(noise), cond, cond @ self.W)
 
     def step(self, x: Tensor, state: LSTMState) -> LSTMState:
-        h, c = state
-        gates = x @ self.W + h @ self.U + self.bias
+        """One step with input `x`; the projection cached in `state` is reused when `x` is its condition
+        (same arithmetic in the same order as `x @ W + h @ U + bias`, so the outputs are bit-identical)."""
+        x_proj = state.cond_proj if x is state.cond else x @ self.W
+        gates = x_proj + state.h @ self.U + self.bias
         i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        return h, c
+        return LSTMState(h, c, state.cond, state.cond_proj)
 
 
 class RecurrentAffineBlock(FusionBlock):
@@ -102,7 +111,7 @@ class RecurrentAffineBlock(FusionBlock):
             )
         for affine in self.affines():
             state = self.lstm.step(cond, state)
-            h = F.leaky_relu(affine(h, state[0]), LEAKY_SLOPE, inplace=True)
+            h = F.leaky_relu(affine(h, state.h), LEAKY_SLOPE, inplace=True)
         return h, state
 
 
@@ -154,9 +163,10 @@ class RATGBlock(nn.Module):
             self.unused = unused_official_layers(in_ch, out_ch, 2 * options.get("num_affines", 2))
 
     def forward(self, x: Tensor, cond: Tensor, state: Any) -> tuple[Tensor, Any]:
+        # the shortcut first, in the official order (`G_Block.forward`): measured faster on CPU
+        shortcut = self.c_sc(x) if hasattr(self, "c_sc") else x
         h, state = self.fuse1(x, cond, state)
         h, state = self.fuse2(self.c1(h), cond, state)
-        shortcut = self.c_sc(x) if hasattr(self, "c_sc") else x
         return shortcut + self.gamma * self.c2(h), state
 
 

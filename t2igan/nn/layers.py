@@ -80,10 +80,9 @@ class ResidualDownBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: Tensor) -> Tensor:
-        residual = self.conv_r(x)
-        if self.learned_shortcut:
-            x = self.conv_s(x)
-        return F.avg_pool2d(x, 2) + self.gamma * residual
+        # the shortcut first, in the official order: the same values, and measured faster on CPU
+        shortcut = F.avg_pool2d(self.conv_s(x) if self.learned_shortcut else x, 2)
+        return shortcut + self.gamma * self.conv_r(x)
 
 
 def tile_sentence(sentence: Tensor, features: Tensor) -> Tensor:

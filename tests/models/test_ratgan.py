@@ -159,7 +159,7 @@ def test_rat_state_is_carried_from_block_to_block(registry, affines):
     sentence, noise = torch.randn(2, 256), torch.randn(2, 100)
     generator(noise, sentence)
     assert len(gammas) == len(generator.blocks) * affines  # one LSTM step (and one γ) per affine
-    h0, _ = generator.fusion_shared.initial_state(noise, sentence)
+    h0 = generator.fusion_shared.initial_state(noise, sentence).h
     assert torch.equal(calls[0][0][0], h0)
     for (_, state_out), (state_in, _) in zip(calls[:-1], calls[1:], strict=True):
         assert state_in is state_out  # each block starts from the state the previous one ended in
