@@ -116,8 +116,8 @@ OFFICIAL_TOP_LEVEL = ("models", "lib", "model", "model_flower", "DAMSM", "miscc"
 
 def standin_easydict() -> None:
     """An `easydict` module (a dict with attribute access) when the package is not installed."""
-    if importlib.util.find_spec("easydict") is not None:
-        return
+    if "easydict" in sys.modules or importlib.util.find_spec("easydict") is not None:
+        return  # installed, or the stand-in is already in place (a second official import)
 
     class EasyDict(dict):
         def __getattr__(self, name: str) -> Any:
