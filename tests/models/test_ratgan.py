@@ -169,6 +169,19 @@ def test_rat_state_is_carried_from_block_to_block(registry, affines):
     assert all((a - b).abs().max() > 1e-4 for a, b in zip(first, gammas, strict=True))
 
 
+def test_lstm_step_reuses_the_condition_projection_only_for_that_condition(registry):
+    torch.manual_seed(0)
+    lstm = build(registry, "ratgan", "tiny").generator.fusion_shared
+    sentence, noise = torch.randn(3, 256), torch.randn(3, 100)
+    state = lstm.initial_state(noise, sentence)
+    cached = lstm.step(sentence, state)  # the projection computed in initial_state
+    fresh = lstm.step(sentence.clone(), state)  # another tensor: projected anew
+    assert torch.equal(cached.h, fresh.h) and torch.equal(cached.c, fresh.c)
+    other = lstm.step(torch.randn(3, 256), state)  # a different condition must not get the cached one
+    assert not torch.allclose(other.h, cached.h)
+    assert cached.cond is sentence and other.cond is sentence  # the cache travels with the state
+
+
 def test_rat_block_needs_its_shared_lstm():
     with pytest.raises(ConfigError, match="shared LSTM"):
         RecurrentAffineBlock(256, 8, shared=None)
