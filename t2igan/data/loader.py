@@ -2,7 +2,8 @@
 
 One random caption per image per epoch, as the official loaders draw (`random.randint(0, K)` in
 DF-GAN code/lib/datasets.py `__getitem__`), but drawn from (seed, epoch) so that a run reproduces.
-`crop_flip` datasets get the official RandomCrop(imsize) + RandomHorizontalFlip from the load-size cache.
+`crop_flip` datasets get the official RandomCrop(imsize) + RandomHorizontalFlip from the load-size cache,
+whose images keep their aspect (shorter side at the load size), so a crop may fall anywhere in the image.
 """
 
 from __future__ import annotations
@@ -30,17 +31,30 @@ class EpochChoices:
 
 
 def epoch_choices(
-    seed: int, epoch: int, count: int, captions_per_image: int, load_size: int, image_size: int, augment: bool
+    seed: int,
+    epoch: int,
+    count: int,
+    captions_per_image: int,
+    load_size: int,
+    image_size: int,
+    augment: bool,
+    shapes: np.ndarray | None = None,
 ) -> EpochChoices:
-    """The choices of epoch `epoch`: a pure function of its arguments (same in every process)."""
+    """The choices of epoch `epoch`: a pure function of its arguments (same in every process).
+
+    `shapes` (N, 2) holds each stored image's (height, width) (default: load_size square). A crop offset is
+    uniform over the image's own range, as torchvision RandomCrop draws it; without `augment`, the centre.
+    """
     rng = np.random.default_rng([seed, epoch, count])
     captions = rng.integers(0, captions_per_image, size=count)
+    if shapes is None:
+        shapes = np.full((count, 2), load_size, dtype=np.int64)
+    ranges = np.asarray(shapes, dtype=np.int64) - image_size + 1  # valid offsets per axis
     if augment:
-        offsets = rng.integers(0, load_size - image_size + 1, size=(count, 2))
+        offsets = np.floor(rng.random((count, 2)) * ranges).astype(np.int64)
         flips = rng.random(count) < 0.5
     else:
-        centre = (load_size - image_size) // 2
-        offsets = np.full((count, 2), centre, dtype=np.int64)
+        offsets = np.round((ranges - 1) / 2.0).astype(np.int64)  # CenterCrop's int(round((H - h) / 2))
         flips = np.zeros(count, dtype=bool)
     return EpochChoices(captions, offsets, flips)
 
@@ -64,6 +78,8 @@ class CachedImageDataset(Dataset):
                 f"{cache.array_path}: load size {cache.load_size} < image size {cache.image_size}"
             )
         self.array_path: Path = cache.array_path
+        self.layout = cache.layout
+        self.index = cache.index  # (offset, height, width) per image; small, copied into workers
         self.count = len(cache)
         self.image_size = cache.image_size
         self.load_size = cache.load_size
@@ -83,6 +99,7 @@ class CachedImageDataset(Dataset):
             self.load_size,
             self.image_size,
             augment=self.augmentation == "crop_flip",
+            shapes=self.index[:, 1:],
         )
 
     def __len__(self) -> int:
@@ -91,8 +108,13 @@ class CachedImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         if self._images is None:  # opened per process: a memmap must not be pickled into workers
             self._images = np.load(self.array_path, mmap_mode="r")
+        if self.layout == "square":
+            stored = self._images[index]
+        else:
+            offset, height, width = (int(v) for v in self.index[index])
+            stored = self._images[offset : offset + height * width * 3].reshape(height, width, 3)
         top, left = (int(v) for v in self.choices.offsets[index])
-        pixels = self._images[index, top : top + self.image_size, left : left + self.image_size]
+        pixels = stored[top : top + self.image_size, left : left + self.image_size]
         if self.choices.flips[index]:
             pixels = pixels[:, ::-1]
         image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float()  # a copy: memmaps are read-only

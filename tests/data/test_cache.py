@@ -18,6 +18,8 @@ from t2igan.data.cache import (
     open_image_cache,
     prepare_image,
     resize_and_center_crop,
+    resize_shorter,
+    resized_size,
 )
 from t2igan.data.layouts import load_cub_split
 from t2igan.data.shapes import load_shapes_split
@@ -105,18 +107,66 @@ def test_a_changed_split_gets_its_own_cache(tiny_shapes):
     assert second.array_path != first.array_path and second.rebuilt_reason == "missing"
 
 
-def test_crop_flip_datasets_are_stored_at_load_size(cub_tree):
+def test_crop_flip_datasets_keep_the_whole_image_at_load_size(cub_tree):
+    """RandomCrop after Resize(int(imsize*76/64)) ranges over the whole resized image: the cache keeps each
+    image whole, its shorter side at the load size (38 for 32 px), not a centre square."""
+    from torchvision import transforms
+
     split = load_cub_split(cub_tree.root, "train")
     built = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
-    assert built.images.shape == (3, 38, 38, 3) and built.load_size == 38 and built.image_size == 32
-    assert built.center().shape == (3, 32, 32, 3)
-    expected = np.asarray(resize_and_center_crop(split.load_image(2), 38))
-    assert np.array_equal(built.images[2], expected)
-    assert "bbox crop" in json.loads(built.sidecar_path.read_text())["preprocessing"]["crop"]
+    assert built.layout == "ragged" and len(built) == 3 and built.load_size == 38 and built.image_size == 32
+    for i in range(len(split)):
+        expected = np.asarray(transforms.Resize(38)(split.load_image(i)))  # bbox crop, official resize
+        assert np.array_equal(built.image(i), expected) and min(expected.shape[:2]) == 38
+    with pytest.raises(T2IGanError, match="read them one at a time"):
+        _ = built.images
+    sidecar = json.loads(built.sidecar_path.read_text())
+    assert "bbox crop" in sidecar["preprocessing"]["crop"] and sidecar["layout"] == "ragged"
+    assert ensure_image_cache(split, 32, augmentation="crop_flip", progress=False).rebuilt_reason is None
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "rewrite"])
+def test_a_damaged_ragged_index_is_rebuilt(cub_tree, damage):
+    split = load_cub_split(cub_tree.root, "train")
+    built = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
+    index = cache_module.index_path(built.array_path)
+    expected = np.array(built.index)
+    if damage == "delete":
+        index.unlink()
+    elif damage == "truncate":
+        index.write_bytes(index.read_bytes()[:-8])
+    else:
+        np.save(index, expected[::-1].copy())  # same size, other content
+    with pytest.raises(T2IGanError, match="index"):
+        open_image_cache(split, 32, augmentation="crop_flip")
+    again = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
+    assert again.rebuilt_reason is not None and np.array_equal(np.load(index), expected)
+
+
+def test_a_square_crop_flip_cache_of_an_older_version_is_rebuilt(cub_tree):
+    split = load_cub_split(cub_tree.root, "train")
+    built = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
+    meta = json.loads(built.sidecar_path.read_text())
+    for key in ("layout", "count", "index_bytes", "index_sha256"):
+        meta.pop(key)
+    meta["shape"] = [3, 38, 38, 3]  # how the sidecar of a centre-square cache read
+    built.sidecar_path.write_text(json.dumps(meta))
+    again = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
+    assert again.rebuilt_reason == "stale: layout is None, expected 'ragged'" and again.layout == "ragged"
+
+
+def test_a_failed_ragged_build_leaves_no_index(cub_tree):
+    key = cub_tree.keys["train"][1]
+    cub_tree.images[key].write_bytes(cub_tree.images[key].read_bytes()[:300])  # header kept, data cut
+    split = load_cub_split(cub_tree.root, "train")
+    with pytest.raises(T2IGanError, match=key.split("/")[-1]):
+        ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
+    array_path, _ = cache_module.cache_paths(split, 32, 38)
+    assert list(array_path.parent.iterdir()) == []
 
 
 @pytest.mark.parametrize(
-    "size, target", [((200, 100), 50), ((30, 91), 20), ((137, 137), 64), ((120, 90), 38)]
+    "size, target", [((200, 100), 50), ((30, 91), 20), ((137, 137), 64), ((120, 90), 38), ((640, 427), 304)]
 )
 def test_resize_and_center_crop_matches_torchvision(size, target):
     from torchvision import transforms
@@ -125,6 +175,9 @@ def test_resize_and_center_crop_matches_torchvision(size, target):
     img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     reference = transforms.Compose([transforms.Resize(target), transforms.CenterCrop(target)])(img)
     assert np.array_equal(np.asarray(resize_and_center_crop(img, target)), np.asarray(reference))
+    resized = np.asarray(resize_shorter(img, target))
+    assert np.array_equal(resized, np.asarray(transforms.Resize(target)(img)))
+    assert resized.shape[:2] == resized_size(*size, target)[::-1]
 
 
 def test_an_image_replaced_under_its_name_makes_the_cache_stale(cub_tree):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from t2igan.data.builtin import DATASETS
+from t2igan.data.cache import index_path
 from t2igan.data.commands import check_dataset, format_check_report, load_split, prepare
 from t2igan.errors import ConfigError, T2IGanError, UnknownNameError
 from t2igan.paths import cache_root, dataset_root, root_env_var
@@ -86,7 +87,9 @@ def test_prepare_builds_caches_for_each_split(coco_tree, monkeypatch):
     monkeypatch.setenv("T2IGAN_COCO_ROOT", str(coco_tree.root))
     paths = prepare("coco", None, ["test"], 32, progress=False)
     assert len(paths) == 1 and paths[0].is_relative_to(cache_root())
-    assert np.load(paths[0], mmap_mode="r").shape == (3, 38, 38, 3)  # crop_flip: int(32*76/64)
+    # crop_flip: each 96x72 image whole, shorter side int(32*76/64) = 38, so 50x38, end to end
+    assert np.load(paths[0], mmap_mode="r").shape == (3 * 38 * 50 * 3,)
+    assert np.load(index_path(paths[0]))[:, 1:].tolist() == [[38, 50]] * 3
     shapes_paths = prepare("shapes", None, None, 32, progress=False, size="tiny")
     assert [np.load(p, mmap_mode="r").shape[0] for p in shapes_paths] == [300, 100]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from t2igan.data.cache import ensure_image_cache
-from t2igan.data.layouts import load_cub_split
+from t2igan.data.layouts import load_coco_split, load_cub_split
 from t2igan.data.loader import CachedImageDataset, dataset_for_split, epoch_choices, make_dataloader
 from t2igan.data.shapes import load_shapes_split
 from t2igan.errors import ConfigError
@@ -48,14 +48,13 @@ def test_crop_flip_takes_a_random_crop_of_the_load_size_image(cub_tree):
     split = load_cub_split(cub_tree.root, "train")
     cache = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
     dataset = CachedImageDataset(cache, 10, augmentation="crop_flip", seed=0)
-    stored = np.array(cache.images)
     seen_offsets, seen_flips = set(), set()
     for epoch in range(6):
         dataset.set_epoch(epoch)
         for i in range(len(dataset)):
             image = dataset[i][0]
             top, left = dataset.choices.offsets[i]
-            crop = stored[i, top : top + 32, left : left + 32]
+            crop = cache.image(i)[top : top + 32, left : left + 32]
             if dataset.choices.flips[i]:
                 crop = crop[:, ::-1]
             expected = torch.from_numpy(crop.copy()).permute(2, 0, 1).float() / 127.5 - 1
@@ -64,6 +63,33 @@ def test_crop_flip_takes_a_random_crop_of_the_load_size_image(cub_tree):
             seen_flips.add(bool(dataset.choices.flips[i]))
     assert all(0 <= top <= 6 and 0 <= left <= 6 for top, left in seen_offsets)  # load size int(32*76/64) = 38
     assert len(seen_offsets) > 5 and seen_flips == {True, False}
+
+
+@pytest.mark.parametrize("coco_tree", ["dfgan"], indirect=True)  # one image layout is enough here
+def test_crop_flip_crops_range_over_the_whole_width_of_a_wide_image(coco_tree):
+    """A 96x72 COCO image at 32 px is stored 50x38 (shorter side to int(32*76/64)); RandomCrop(32) draws
+    its left edge from 0..18 and its top from 0..6, as torchvision does on the resized image."""
+    split = load_coco_split(coco_tree.root, "test")
+    cache = ensure_image_cache(split, 32, augmentation="crop_flip", progress=False)
+    assert all(cache.image(i).shape == (38, 50, 3) for i in range(len(split)))
+    dataset = CachedImageDataset(cache, 5, augmentation="crop_flip", seed=0)
+    tops, lefts = set(), set()
+    for epoch in range(20):
+        dataset.set_epoch(epoch)
+        for i in range(len(dataset)):
+            top, left = (int(v) for v in dataset.choices.offsets[i])
+            crop = cache.image(i)[top : top + 32, left : left + 32]
+            if dataset.choices.flips[i]:
+                crop = crop[:, ::-1]
+            expected = torch.from_numpy(crop.copy()).permute(2, 0, 1).float() / 127.5 - 1
+            assert torch.allclose(dataset[i][0], expected)
+            tops.add(top)
+            lefts.add(left)
+    assert max(tops) <= 6 and min(tops) == 0 and max(lefts) <= 18
+    assert max(lefts) > 12 and min(lefts) < 6  # beyond the centre square's 6..12: the whole width is used
+    dataset.augmentation = "none"
+    dataset.set_epoch(0)
+    assert tuple(dataset.choices.offsets[0]) == (3, 9)  # the centre crop, as CenterCrop rounds it
 
 
 def test_dataloader_is_reproducible_and_workers_agree(shapes_dataset):
