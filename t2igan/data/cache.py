@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from t2igan.atomic import atomic_path, write_atomic, write_json_atomic
-from t2igan.data.split import Split, official_bbox_crop
+from t2igan.data.split import Split, image_file_size
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.paths import cache_root
 
@@ -305,18 +305,7 @@ def stored_shape(split: Split, index: int, load_size: int) -> tuple[int, int]:
     """(height, width) image `index` will have in a ragged cache, read from the file header only."""
     if split.renderer is not None:
         return load_size, load_size
-    path = split.image_path(index)
-    try:
-        with Image.open(path) as img:
-            size = img.size
-    except FileNotFoundError:
-        raise T2IGanError(f"image {path}: no such file") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise T2IGanError(f"image {path}: unreadable ({exc}); expected a JPEG/PNG image") from None
-    bbox = split.records[index].bbox
-    if bbox is not None:
-        left, top, right, bottom = official_bbox_crop(size, bbox)
-        size = (right - left, bottom - top)
+    size = image_file_size(split.image_path(index), split.records[index].bbox)
     width, height = resized_size(*size, load_size)
     return height, width
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,18 +54,34 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def read_image_file(path: str | Path, bbox: Sequence[int] | None = None) -> Image.Image:
-    """Decode an image file to RGB (then the official bbox crop); a bad file raises T2IGanError."""
+@contextmanager
+def _image_errors(path: str | Path) -> Iterator[None]:
+    """A missing or undecodable image file as a T2IGanError that names it."""
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        yield
     except FileNotFoundError:
         raise T2IGanError(f"image {path}: no such file") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise T2IGanError(f"image {path}: unreadable ({exc}); expected a JPEG/PNG image") from None
+
+
+def read_image_file(path: str | Path, bbox: Sequence[int] | None = None) -> Image.Image:
+    """Decode an image file to RGB (then the official bbox crop); a bad file raises T2IGanError."""
+    with _image_errors(path), Image.open(path) as img:
+        img = img.convert("RGB")
     if bbox is not None:
         img = img.crop(official_bbox_crop(img.size, bbox))
     return img
+
+
+def image_file_size(path: str | Path, bbox: Sequence[int] | None = None) -> tuple[int, int]:
+    """(width, height) `read_image_file` would return, from the file's header alone (nothing decoded)."""
+    with _image_errors(path), Image.open(path) as img:
+        size = img.size
+    if bbox is not None:
+        left, top, right, bottom = official_bbox_crop(size, bbox)
+        size = (right - left, bottom - top)
+    return size
 
 
 @dataclass(frozen=True)
