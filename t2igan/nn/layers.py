@@ -80,7 +80,8 @@ class ResidualDownBlock(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: Tensor) -> Tensor:
-        # the shortcut first, in the official order: the same values, and measured faster on CPU
+        # the shortcut first, as RAT-GAN's resD orders it (DF-GAN's D_Block computes the residual first):
+        # the same values; an MA-GP pass measured 2-6 % faster on CPU this way (bird presets at nf 16)
         shortcut = F.avg_pool2d(self.conv_s(x) if self.learned_shortcut else x, 2)
         return shortcut + self.gamma * self.conv_r(x)
 
