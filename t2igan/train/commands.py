@@ -143,9 +143,12 @@ def load_trained(
     root: str | None = None,
     encoder_options: dict[str, Any] | None = None,
     expect_model: str | None = None,
+    pool: TextEncoderPool | None = None,
 ) -> tuple[GANModel, ResolvedModel, DatasetSession, TextHandle]:
     """A model rebuilt from one of our checkpoints, with the text encoder it was trained with;
-    `expect_model` ("dfgan" or "dfgan.bird256") must name the model (and preset) the checkpoint holds."""
+    `expect_model` ("dfgan" or "dfgan.bird256") must name the model (and preset) the checkpoint holds.
+    Pass the process's `pool` when the metrics will need encoders too: each is then loaded once (the
+    frozen CLIP a GALIP/RATLIP model holds is the one the CLIP score uses)."""
     checkpoint = read_checkpoint(path)
     info = checkpoint["model"]
     missing = [k for k in ("name", "variant", "config", "text_encoder") if k not in info]
@@ -163,7 +166,7 @@ def load_trained(
     if not label:
         raise ConfigError(f"checkpoint {path} does not say which dataset it was trained on; pass --data")
     data = DatasetSession.open(registry, label, root)
-    pool = TextEncoderPool(registry, device, options=encoder_options)
+    pool = pool or TextEncoderPool(registry, device, options=encoder_options)
     text = pool.get(info["text_encoder"]["name"], data, info["text_encoder"])
     _check_encoder(path, info["text_encoder"], text)
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
@@ -194,7 +197,8 @@ def run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     source = Path(args.source)
     encoder_options, probe_options = _plan_settings(args)
-    encoders = EvalEncoders(TextEncoderPool(registry, device, options=encoder_options), probe_options)
+    pool = TextEncoderPool(registry, device, options=encoder_options)  # one per process: each encoder once
+    encoders = EvalEncoders(pool, probe_options)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if source.is_dir():
         data = DatasetSession.open(registry, args.data or "shapes", args.root)
@@ -234,7 +238,7 @@ def run_eval(args: argparse.Namespace) -> int:
         values = [v.as_dict() for v in result.values]
     elif source.is_file():
         model, resolved, data, text = load_trained(
-            source, registry, device, args.data, args.root, encoder_options
+            source, registry, device, args.data, args.root, encoder_options, pool=pool
         )
         protocol = data.protocol(args.protocol)
         records, _ = evaluate_model(

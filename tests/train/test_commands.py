@@ -93,9 +93,25 @@ def test_sample_draws_a_grid_of_captions_by_noise(trained, tmp_path):
     assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(again)))  # seeded
 
 
-def test_eval_of_a_checkpoint_uses_its_own_encoder_and_writes_json(trained, tmp_path, capsys):
+def test_eval_of_a_checkpoint_uses_its_own_encoder_and_writes_json(trained, tmp_path, capsys, monkeypatch):
+    from t2igan.train.session import TextEncoderPool
+
     out, _, plan = trained
     values = tmp_path / "values.json"
+    pools, loads = [], []
+    init, get = TextEncoderPool.__init__, TextEncoderPool.get
+
+    def counting_init(self, *args, **kwargs):
+        pools.append(self)
+        init(self, *args, **kwargs)
+
+    def counting_get(self, name, data, recorded=None):
+        if (name, data.label) not in self._handles:
+            loads.append(name)
+        return get(self, name, data, recorded)
+
+    monkeypatch.setattr(TextEncoderPool, "__init__", counting_init)
+    monkeypatch.setattr(TextEncoderPool, "get", counting_get)
     code = main(
         [
             "eval",
@@ -116,6 +132,8 @@ def test_eval_of_a_checkpoint_uses_its_own_encoder_and_writes_json(trained, tmp_
     assert written["split"]["name"] == "test" and len(written["split"]["sha256"]) == 64
     clip = next(v for v in written["values"] if v["name"] == "clip_score")
     assert -1.0 <= clip["value"] <= 1.0 and clip["provenance"]["n_fake"] == 100
+    # one pool for the model and the metrics: each encoder loaded once in the process
+    assert len(pools) == 1 and sorted(loads) == sorted(set(loads)) and "damsm" in loads
 
 
 def test_eval_of_a_plain_image_folder_scores_what_needs_no_caption(trained, tmp_path, capsys):
