@@ -104,6 +104,8 @@ class ALRGAN(GANModel):
         groups: dict[str, nn.Module] = {"G": self.generator, "D": self.discriminator}
         if self.generator.alr is not None:
             groups["ALR"] = self.generator.alr  # inside G (trained with it); shown apart as well
+        if self.lvr_features is not None:
+            groups["LVR"] = self.lvr_features  # the frozen feature extractor of the LVR loss
         return groups
 
     # ------------------------------------------------------------------------------------ forward

@@ -442,5 +442,10 @@ def cost_metrics(costs: dict[str, Any]) -> list[MetricRecord]:
             MetricRecord("step_seconds", float(costs["step_seconds_median"]), None, False, provenance)
         )
     for part, counts in costs["parameters"].items():
-        metrics.append(MetricRecord(f"params_{part}", float(counts["trainable"]), None, None, provenance))
+        if counts["trainable"] or not counts["frozen"]:
+            metrics.append(MetricRecord(f"params_{part}", float(counts["trainable"]), None, None, provenance))
+        if counts["frozen"]:  # frozen parts (GALIP's CLIP, ALR-GAN's LVR features) in their own column
+            metrics.append(
+                MetricRecord(f"params_{part}_frozen", float(counts["frozen"]), None, None, provenance)
+            )
     return metrics

@@ -395,7 +395,15 @@ class CLIPGANModel(GANModel):
         self._pending: tuple[Tensor, Tensor, Tensor] | None = None  # (sentence, fake maps, fake embedding)
 
     def parameter_groups(self) -> dict[str, nn.Module]:
-        return {"G": self.generator, "D": self.discriminator.backbone, "C": self.discriminator.head}
+        """G, D (Mate-D), C (the conditional head) as the official counts split them, and the whole frozen
+        CLIP (image and text towers) that G's mapper, D's features and the text features share; G's frozen
+        count is the part of it inside G's mapper, so it is counted in both."""
+        return {
+            "G": self.generator,
+            "D": self.discriminator.backbone,
+            "C": self.discriminator.head,
+            "CLIP": self.clip,
+        }
 
     def train(self, mode: bool = True) -> CLIPGANModel:
         super().train(mode)

@@ -186,3 +186,19 @@ def test_evaluation_images_do_not_depend_on_or_move_the_global_rng():
     assert torch.equal(first, again)
     assert torch.equal(torch.get_rng_state(), before)
     assert not torch.equal(first, generate(["a", "b"], 6))
+
+
+def test_cost_metrics_put_frozen_parameters_in_their_own_columns():
+    from t2igan.bench.runner import cost_metrics
+
+    costs = {
+        "images_per_second": 10.0,
+        "train_seconds": 2.0,
+        "parameters": {
+            "G": {"trainable": 5, "frozen": 3, "total": 8},
+            "CLIP": {"trainable": 0, "frozen": 7, "total": 7},
+            "C": {"trainable": 4, "frozen": 0, "total": 4},
+        },
+    }
+    values = {m.name: m.value for m in cost_metrics(costs) if m.name.startswith("params_")}
+    assert values == {"params_G": 5, "params_G_frozen": 3, "params_CLIP_frozen": 7, "params_C": 4}

@@ -19,6 +19,19 @@ def test_models_json_reports_official_parameter_counts_per_part():
     assert counts["ratgan"]["D"]["total"] == 80_379_526
 
 
+def test_models_json_reports_trainable_and_frozen_parts_of_the_clip_models():
+    result = run_cli("models", "--json", "*.cub")
+    assert result.returncode == 0, result.stderr
+    counts = {row["model"]: row["parameters"] for row in json.loads(result.stdout)}
+    split = {m: {part: (c["trainable"], c["frozen"]) for part, c in counts[m].items()} for m in counts}
+    # official code with a random ViT-B/32 (shared/research/models.md §2, §4; issue #8)
+    assert split["galip"]["G"] == (51_830_211, 87_454_464)
+    assert split["ratlip"]["G"] == (53_771_379, 87_454_464)
+    for model in ("galip", "ratlip"):
+        assert split[model]["D"] == (28_706_821, 0) and split[model]["C"] == (2_099_200, 0)
+        assert split[model]["CLIP"] == (0, 151_277_313)  # OpenAI ViT-B/32, both towers, all frozen
+
+
 def test_unknown_dataset_is_one_line_with_the_known_names():
     result = run_cli("data", "check", "birds")
     assert result.returncode == 2

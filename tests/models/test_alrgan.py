@@ -15,7 +15,7 @@ import plugins.alrgan
 from plugins.alrgan.lvr import VGG16_REF, vgg16_extractor
 from t2igan.errors import ConfigError, WeightsNotFoundError
 from t2igan.models import apply_overrides
-from t2igan.nn import Batch, BuildContext, TextFeatures
+from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 from t2igan.text.damsm import SmallDAMSMImageEncoder
 from t2igan.text.damsm_loss import damsm_loss
@@ -133,7 +133,11 @@ def test_ablation_gives_the_backbone_alone(registry, caplog):
     stored_full, stored_backbone = (set(m.checkpoint_states()["model"]) for m in (full, backbone))
     extra = stored_full - stored_backbone
     assert extra and all(k.startswith("generator.alr.") for k in extra) and stored_backbone < stored_full
-    assert backbone.lvr_features is None and "ALR" not in backbone.parameter_groups()
+    assert backbone.lvr_features is None and not {"ALR", "LVR"} & set(backbone.parameter_groups())
+    lvr = count_parameters(full.parameter_groups()["LVR"])
+    assert (
+        lvr["trainable"] == 0 and lvr["frozen"] == sum(p.numel() for p in full.lvr_features.parameters()) > 0
+    )
     alr_params = sum(p.numel() for p in full.generator.alr.parameters())
     g_full = sum(p.numel() for p in full.generator_parameters())
     assert g_full - sum(p.numel() for p in backbone.generator_parameters()) == alr_params
