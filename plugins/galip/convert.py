@@ -19,8 +19,9 @@ def convert_official(
     path_or_state: str | os.PathLike | Mapping[str, Any], clip: Any = None, model: Any = None
 ) -> dict[str, dict[str, Tensor]]:
     """`{"generator": ..., "discriminator": ...}`; with `clip`, netG's CLIP copy must equal its weights.
-    `model` (the model the states are for) changes nothing: every release has the same layout."""
-    return clip_gan_build.convert_official_checkpoint(path_or_state, WHAT, clip)
+    Every release has the same layout; `model` (the model the states are for) keeps a summary of netG's
+    CLIP copy, checked against the CLIP found when the converted checkpoint is loaded."""
+    return clip_gan_build.convert_official_checkpoint(path_or_state, WHAT, clip, model)
 
 
 def load_official(

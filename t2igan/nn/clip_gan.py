@@ -377,6 +377,14 @@ class CLIPGANModel(GANModel):
 
     uses_words = False
     excluded_state_prefixes = ("clip.", "generator.mapping.CLIP_ViT.")
+    # set by the official-checkpoint converter: a summary of the CLIP copy the official netG carried
+    official_clip_copy: dict[str, list[float]] | None = None
+
+    def verify_official_clip_copy(self, summary: dict[str, list[float]], source: str) -> None:
+        """Raise unless our CLIP is the one a converted official netG was trained with."""
+        from t2igan.nn.clip_gan_build import check_clip_summary
+
+        check_clip_summary(summary, self.clip, source)
 
     def __init__(
         self,

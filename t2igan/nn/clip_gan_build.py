@@ -141,13 +141,15 @@ CLIP_RTOL = 2e-3  # the copy may be fp16 (clip.load on CUDA): half precision kee
 
 
 def convert_official_checkpoint(
-    path_or_state: Any, what: str, clip: Any = None
+    path_or_state: Any, what: str, clip: Any = None, model: Any = None
 ) -> dict[str, dict[str, Tensor]]:
     """`{"generator": ..., "discriminator": ...}` from an official file or its loaded dict.
 
     netG's `mapping.CLIP_ViT.*` keys (the frozen CLIP) are dropped: our checkpoints do not hold CLIP.
     With `clip` (a CLIPTextImageEncoder) they are first compared with its visual weights, and a
-    different CLIP is an error listing the keys that differ. DDP's `module.` prefix is stripped.
+    different CLIP is an error listing the keys that differ. With `model` (a CLIPGANModel) a summary of
+    them is kept on it (`official_clip_copy`), so that the CLIP found when the converted checkpoint is
+    loaded later can be checked against it. DDP's `module.` prefix is stripped.
     """
     from t2igan.errors import T2IGanError
     from t2igan.weights import load_state_dict_file
@@ -172,6 +174,8 @@ def convert_official_checkpoint(
         }
         if frozen and clip is not None:
             check_clip_copy(frozen, clip, source)
+        if frozen and model is not None:
+            model.official_clip_copy = clip_copy_summary(frozen)
         kept = {prefix + k: v for k, v in state.items() if not k.startswith(OFFICIAL_CLIP_PREFIX)}
         converted.setdefault(part, {}).update(kept)
     return converted
@@ -195,6 +199,42 @@ def check_clip_copy(frozen: Mapping[str, Tensor], clip: Any, source: str) -> Non
             f"({getattr(clip.source, 'pretrained', '?')}): unknown keys {missing[:10]}, different values or "
             f"shapes at {differ[:10]} ({len(differ)} in all); load the CLIP the checkpoint was trained with "
             "(OpenAI ViT-B/32)"
+        )
+
+
+def clip_copy_summary(frozen: Mapping[str, Tensor]) -> dict[str, list[float]]:
+    """Per key of netG's CLIP copy: [sum, L2 norm, number of values], in float64; small enough for a
+    checkpoint's metadata, and fp16 copies of one CLIP agree on it within CLIP_RTOL."""
+    return {
+        key: [float(value.double().sum()), float(value.double().norm()), value.numel()]
+        for key, value in sorted(frozen.items())
+    }
+
+
+def check_clip_summary(summary: Mapping[str, Any], clip: Any, source: str) -> None:
+    """The CLIP we run with must be the one whose copy a converted netG carried (`clip_copy_summary`).
+
+    The norm must agree within CLIP_RTOL, the sum within CLIP_RTOL·√n·norm (the most fp16 rounding can
+    move it); another CLIP (random, ViT-B/16, another fine-tune) misses by orders of magnitude."""
+    from t2igan.errors import T2IGanError
+
+    ours = clip.model.visual.state_dict()
+    differ = []
+    for key, (total, norm, count) in summary.items():
+        value = ours.get(key)
+        if value is None or value.numel() != count:
+            differ.append(key)
+            continue
+        value = value.detach().double().cpu()
+        slack = CLIP_RTOL * max(norm, 1e-12)
+        if abs(float(value.norm()) - norm) > slack or abs(float(value.sum()) - total) > slack * count**0.5:
+            differ.append(key)
+    if differ:
+        raise T2IGanError(
+            f"{source}: converted from an official netG whose {OFFICIAL_CLIP_PREFIX}* weights are not those of "
+            f"the CLIP found now ({getattr(clip.source, 'pretrained', '?')}): {len(differ)} of {len(summary)} "
+            f"tensors differ, e.g. {differ[:5]}; load the CLIP the checkpoint was trained with (OpenAI "
+            "ViT-B/32: $T2IGAN_WEIGHTS or the plan's [encoders])"
         )
 
 

@@ -171,6 +171,8 @@ def load_trained(
     _check_encoder(path, info["text_encoder"], text)
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
     model.load_checkpoint_states(checkpoint["states"], f"checkpoint {path}")
+    if info.get("official_clip_copy"):  # converted from an official netG: is our CLIP the one it had?
+        model.verify_official_clip_copy(info["official_clip_copy"], f"checkpoint {path}")
     return model.to(device).eval(), resolved, data, text
 
 
@@ -422,6 +424,8 @@ def run_convert(args: argparse.Namespace) -> int:
         "text_encoder": {"name": resolved.preset.text_encoder, "official": True},
         "converted_from": [{"file": str(path), "sha256": sha256_file(path)} for path in files],
     }
+    if getattr(model, "official_clip_copy", None):  # checked against the CLIP when the file is loaded
+        info["official_clip_copy"] = model.official_clip_copy
     path = torch_save_atomic(make_checkpoint(model_info=info, states=model.checkpoint_states()), args.out)
     print(f"converted {', '.join(map(str, files))} ({spec.name} {resolved.preset.name}) -> {path}")
     print(json.dumps(info["converted_from"]))

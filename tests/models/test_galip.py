@@ -508,6 +508,27 @@ def test_converter_reports_another_clip_and_bad_keys(registry, tiny_clip):
         convert_official({"weights": {}})
 
 
+def test_a_converted_release_remembers_its_clip_and_checks_the_one_found_at_load(registry, tiny_clip):
+    """`t2igan convert` cannot see the CLIP (no weights at hand); it keeps a summary of netG's fp16 copy,
+    and the CLIP loaded with the converted checkpoint later must match it."""
+    sizes = tiny_sizes(tiny_clip)
+    model = build(registry, "galip", "tiny", tiny_clip)
+    state = official_state(net_g(sizes), clip=tiny_clip)  # the copy in half precision, as on CUDA
+    convert_official({"model": {"netG": state}}, model=model)
+    summary = model.official_clip_copy
+    assert len(summary) == sum(k.startswith("mapping.CLIP_ViT.") for k in state)
+    model.verify_official_clip_copy(summary, "test")  # fp16 rounding of the same CLIP passes
+    other_clip = build_clip({"model": "clip-tiny", "pretrained": None})  # other random weights
+    other = build(registry, "galip", "tiny", other_clip)
+    with pytest.raises(T2IGanError, match=r"CLIP_ViT.*tensors differ"):
+        other.verify_official_clip_copy(summary, "test")
+    nudged = dict(summary)
+    key = "transformer.resblocks.0.mlp.c_fc.weight"
+    nudged[key] = [nudged[key][0], nudged[key][1] * 1.01, nudged[key][2]]  # one tensor, 1 % off
+    with pytest.raises(T2IGanError, match=r"1 of \d+ tensors differ, e.g. \['transformer.resblocks.0.mlp"):
+        model.verify_official_clip_copy(nudged, "test")
+
+
 def test_presets_and_reported_numbers_are_cited(registry):
     spec = registry.model("galip")
     assert {"cub", "coco", "tiny"} <= set(spec.presets)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from t2igan.cli import main
+from t2igan.errors import T2IGanError
 from t2igan.text.vocab import Vocabulary
 from t2igan.train.checkpoint import read_checkpoint
 from tests.models.conftest import official_to_random
@@ -182,5 +183,36 @@ def test_convert_a_released_galip_keeps_its_networks_and_drops_the_frozen_clip(t
     assert code == 0, capsys.readouterr().err
     states = read_checkpoint(out)["states"]["model"]
     assert not [k for k in states if "CLIP_ViT" in k or k.startswith("clip.")]
+    clip_keys = [k for k in nets["netG"] if k.startswith("mapping.CLIP_ViT.")]
+    assert len(read_checkpoint(out)["model"]["official_clip_copy"]) == len(clip_keys) > 0
     assert torch.equal(states["generator.fc_code.weight"], nets["netG"]["fc_code.weight"])
     assert torch.equal(states["discriminator.head.joint_conv.0.weight"], nets["netC"]["joint_conv.0.weight"])
+
+
+@pytest.mark.parametrize("same_clip", [True, False])
+def test_a_converted_galip_loads_only_with_the_clip_its_netg_carried(tmp_path, monkeypatch, same_clip):
+    from t2igan.nn.clip_gan_build import stand_in_clip
+    from t2igan.registry import get_registry
+    from t2igan.train import commands
+    from t2igan.train.session import TextEncoderPool, TextHandle
+    from tests.models.test_galip import net_c, net_d, net_g, official_state, tiny_sizes
+
+    monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    trained_with = stand_in_clip({"clip_model": "clip-small"}, torch.device("cpu"))
+    found = trained_with if same_clip else stand_in_clip({"clip_model": "clip-small"}, torch.device("cpu"))
+    sizes = tiny_sizes(trained_with)
+    nets = {"netG": official_state(net_g(sizes), clip=trained_with), "netD": official_state(net_d(sizes), 1)}
+    nets["netC"] = official_state(net_c(sizes), 2)
+    torch.save({"model": nets}, tmp_path / "release.pth")
+    out = tmp_path / "ours.pt"
+    assert main(["convert", str(tmp_path / "release.pth"), "--model", "galip.tiny", "--out", str(out)]) == 0
+    handle = TextHandle("clip", found.requires_grad_(False).eval(), "stand-in", {"name": "clip"})
+    monkeypatch.setattr(TextEncoderPool, "get", lambda self, name, data, recorded=None: handle)
+    load = lambda: commands.load_trained(out, get_registry(), torch.device("cpu"), "shapes:size=tiny")  # noqa: E731
+    if same_clip:
+        model = load()[0]
+        assert model.clip is found
+    else:
+        with pytest.raises(T2IGanError, match=r"CLIP_ViT.*are not those of the CLIP found now"):
+            load()
