@@ -424,6 +424,30 @@ def test_trains_through_the_shared_trainer_and_resumes(registry, tiny_clip, tmp_
     assert resumed.fit().resumed_from == 3
 
 
+@pytest.mark.parametrize(
+    "model, overrides",
+    [  # the rows of benchmarks/plans/ratlip-ablation.toml, i.e. of the RATLIP paper's ablation table
+        ("galip", {}),
+        ("ratlip", {"rat_mode": "none"}),
+        ("ratlip", {"shuffle_attention": False}),
+        ("ratlip", {}),
+        ("galip", {"fusion": "rat"}),
+    ],
+)
+def test_every_ablation_row_trains_through_the_trainer(registry, tiny_clip, tmp_path, model, overrides):
+    preset = registry.model(model).preset("tiny")
+    torch.manual_seed(0)
+    net = build(registry, model, "tiny", tiny_clip, **overrides)
+    before = {k: v.clone() for k, v in net.generator.state_dict().items() if v.is_floating_point()}
+    config = TrainerConfig(tmp_path, 2, preset.config["lr_g"], preset.config["lr_d"], progress=False)
+    result = Trainer(net, FixedSource(tiny_clip), config).fit()
+    assert result.steps == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.last_losses.values())
+    after = net.generator.state_dict()
+    moved = [k for k, v in before.items() if not torch.equal(v, after[k])]
+    assert any(k.startswith("GBlocks.") for k in moved) and any(k.startswith("mapping.") for k in moved)
+    assert not any(k.startswith("mapping.CLIP_ViT.") for k in moved)  # the frozen CLIP stays put
+
+
 def test_fusion_rat_ablation_builds_and_trains(registry, tiny_clip):
     torch.manual_seed(6)
     model = build(registry, "galip", "tiny", tiny_clip, fusion="rat")
