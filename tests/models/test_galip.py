@@ -424,6 +424,23 @@ def test_trains_through_the_shared_trainer_and_resumes(registry, tiny_clip, tmp_
     assert resumed.fit().resumed_from == 3
 
 
+@pytest.mark.parametrize("model", ["galip", "ratlip"])
+def test_one_clip_object_serves_g_d_and_the_text_features(registry, tiny_clip, model):
+    """G's mapper holds the encoder's own visual modules (no copy), D scores the encoder's maps, and the
+    model's `clip` is the encoder the text features (and, through the pool, the CLIP score) come from."""
+    net = build(registry, model, "tiny", tiny_clip)
+    visual = tiny_clip.model.visual
+    mapper = net.generator.mapping.CLIP_ViT
+    assert net.clip is tiny_clip and net.discriminator.encoder is tiny_clip and mapper.encoder is tiny_clip
+    assert (
+        mapper.transformer is visual.transformer
+        and mapper.positional_embedding is visual.positional_embedding
+    )
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    clip_size = sum(p.numel() for p in tiny_clip.parameters())
+    assert sum(p.numel() for p in net.parameters()) == trainable + clip_size  # no second copy anywhere
+
+
 @pytest.mark.parametrize(
     "model, overrides",
     [  # the rows of benchmarks/plans/ratlip-ablation.toml, i.e. of the RATLIP paper's ablation table
