@@ -120,6 +120,7 @@ class ALRTerms:
     loss: Tensor
     reconstruction: Tensor
     theta_star: Tensor
+    h_star: Tensor  # the real image's features θ* came from (the LVR target)
     easy: Tensor
     hard: Tensor
     alpha: Tensor
@@ -175,5 +176,5 @@ class ALRModule(nn.Module):
         features = pad_channels(h_star.detach(), self.channels)
         alpha, beta = self.phi_alpha(easy * features), self.phi_beta(hard * features)
         return ALRTerms(
-            alr_loss(easy, hard, alpha, beta), reconstruction, theta_star, easy, hard, alpha, beta
+            alr_loss(easy, hard, alpha, beta), reconstruction, theta_star, h_star, easy, hard, alpha, beta
         )

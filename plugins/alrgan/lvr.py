@@ -1,11 +1,17 @@
-"""ALR-GAN's Layout Visual Refinement (LVR) loss: perceptual and Gram-matrix style refinement of image
-features inside the layout masks given by θ (generated) and θ* (real), and the feature extractors it uses.
+"""ALR-GAN's Layout Visual Refinement (LVR) loss: perceptual and Gram-matrix style refinement of features
+inside the layout masks given by θ (generated) and θ* (real).
 
-Which features the paper's LVR compares is not in the text we hold. Here it is a config choice
-(`lvr_features`): "vgg16" (ImageNet VGG-16 up to relu2_2, the usual perceptual/style network; its
-weights resolve through t2igan.weights, never downloaded in tests) for the paper presets, and "small"
-(a frozen 3-layer conv net with fixed-seed random weights, which needs no download and is the same in
-every run) for `tiny` on CPU.
+The paper compares the stage features themselves: L_PR = 1/(N·D)‖Mask_Θ ⊙ H − Mask_Θ* ⊙ H*‖_F and L_SR the
+same on Gram matrices, H the generator's features and H* the real-image encoder's (shared/research/
+alrgan.md, "LVR loss"). That is `lvr_features="hidden"`, every preset's default: H is the stage input
+H_{i-1} that θ was computed from and H* the ALR encoder's features of the real image, on the same grid as θ
+and θ* (the notes index them H_i / H*_i, but R = |Θ* − Θ| already puts θ and θ* on one grid, and the masks
+live on it). H* is a target (no gradient), as θ* is in the ALR loss.
+
+Two image-feature variants of ours stay as options for comparison: "vgg16" (ImageNet VGG-16 up to
+relu2_2, the usual perceptual/style network; weights through t2igan.weights, never downloaded in tests)
+and "small" (a frozen 3-layer conv net with fixed-seed random weights), each applied to the generated and
+the real image of the stage.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from t2igan.weights import (
     sha256_file,
 )
 
-FEATURE_CHOICES = ("small", "vgg16")
+FEATURE_CHOICES = ("hidden", "small", "vgg16")  # "hidden": the paper's H / H*; the others are ours
 SMALL_SEED = 20230117  # fixed: the small extractor is not checkpointed, so every build must be identical
 SMALL_WIDTHS = (32, 32, 64)
 VGG_RELU2_2 = 9  # torchvision vgg16().features[:9] ends at relu2_2 (conv1_1 … relu2_2)
@@ -90,19 +96,28 @@ class LVRTerms:
     style: Tensor
 
 
+def masked_lvr(
+    features: Tensor, real_features: Tensor, theta: Tensor, theta_star: Tensor, threshold: float
+) -> LVRTerms:
+    """L_PR + L_SR of generated `features` against `real_features` (a target: no gradient), each masked by
+    its own layout (θ for the generated side, θ* for the real one)."""
+    real_features = real_features.detach()
+    size = tuple(features.shape[-2:])
+    mask = layout_mask(theta, size, threshold)
+    real_mask = layout_mask(theta_star, size, threshold)
+    perceptual = perceptual_refinement(features, real_features, mask, real_mask)
+    style = style_refinement(features, real_features, mask, real_mask)
+    return LVRTerms(perceptual + style, perceptual, style)
+
+
 def lvr_terms(
     extractor: nn.Module, fake: Tensor, real: Tensor, theta: Tensor, theta_star: Tensor, threshold: float
 ) -> LVRTerms:
-    """LVR for one stage: features of the generated and the real image, each masked by its own layout."""
-    fake_features = extractor(fake)
+    """LVR for one stage on image features (the "small" / "vgg16" variants): the extractor's features of
+    the generated and the real image, each masked by its own layout."""
     with torch.no_grad():
         real_features = extractor(real)
-    size = tuple(fake_features.shape[-2:])
-    mask = layout_mask(theta, size, threshold)
-    real_mask = layout_mask(theta_star, size, threshold)
-    perceptual = perceptual_refinement(fake_features, real_features, mask, real_mask)
-    style = style_refinement(fake_features, real_features, mask, real_mask)
-    return LVRTerms(perceptual + style, perceptual, style)
+    return masked_lvr(extractor(fake), real_features, theta, theta_star, threshold)
 
 
 class FrozenExtractor(nn.Module):
@@ -179,8 +194,10 @@ def vgg16_extractor(path: str | os.PathLike | None = None, load: bool = True) ->
 
 def build_extractor(
     choice: str, vgg_path: str | os.PathLike | None = None, load: bool = True
-) -> FrozenExtractor:
-    """The LVR feature extractor named by config key `lvr_features`."""
+) -> FrozenExtractor | None:
+    """The LVR feature extractor named by config key `lvr_features` (None for "hidden": no extractor)."""
+    if choice == "hidden":
+        return None
     if choice == "small":
         return small_extractor()
     if choice == "vgg16":

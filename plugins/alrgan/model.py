@@ -17,7 +17,7 @@ from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn.interfaces import Batch, BuildContext, GANModel, LossDict
 from t2igan.text.damsm_loss import damsm_loss
 
-from .lvr import build_extractor, lvr_terms
+from .lvr import build_extractor, lvr_terms, masked_lvr
 from .networks import ALRGenerator, GeneratorConfig, GeneratorOutput, MultiStageDiscriminator, image_pyramid
 
 log = logging.getLogger(__name__)
@@ -164,14 +164,23 @@ class ALRGAN(GANModel):
             )
             alr, rec = alr + stage.loss, rec + stage.reconstruction
             if settings.lvr:
-                visual = lvr_terms(
-                    self.lvr_features,
-                    out.images[i],
-                    reals[i],
-                    out.thetas[i - 1],
-                    stage.theta_star,
-                    settings.mask_threshold,
-                )
+                if self.lvr_features is None:  # the paper's LVR: on H_{i-1} and the real image's H*
+                    visual = masked_lvr(
+                        out.features[i - 1],
+                        stage.h_star,
+                        out.thetas[i - 1],
+                        stage.theta_star,
+                        settings.mask_threshold,
+                    )
+                else:  # our image-feature variants ("small", "vgg16")
+                    visual = lvr_terms(
+                        self.lvr_features,
+                        out.images[i],
+                        reals[i],
+                        out.thetas[i - 1],
+                        stage.theta_star,
+                        settings.mask_threshold,
+                    )
                 lvr, perceptual, style = (
                     lvr + visual.loss,
                     perceptual + visual.perceptual,

@@ -47,7 +47,9 @@ _COMMON = {
     # encoder's `max_words` (DAMSM keeps at most 18 words, t2igan.text.damsm WORDS_NUM).
     "max_words": None,
     "lvr_mask_threshold": 1.0,  # a region is in the layout at ≥ 1× the mean word weight: our choice
-    "lvr_features": "vgg16",
+    # LVR compares the stage features H, H* (alrgan.md "LVR loss"); "small"/"vgg16" are image-feature
+    # variants of ours (plugins/alrgan/lvr.py), `lvr_vgg_weights` the VGG-16 file for the latter
+    "lvr_features": "hidden",
     "lvr_vgg_weights": None,
     # The paper's L_D has no mismatched-text term; AttnGAN's discriminator_loss has one (real image,
     # next caption). False follows the paper; True gives AttnGAN's (real+cond)/2 + (fake+cond+wrong)/3.
@@ -108,7 +110,6 @@ PRESETS: dict[str, Preset] = {
                 "word_dim": None,
                 "damsm_lambda": 5.0,
                 "alr_hidden": 16,
-                "lvr_features": "small",
                 "max_epoch": None,
             }
         ),
@@ -117,8 +118,7 @@ PRESETS: dict[str, Preset] = {
         text_encoder="damsm",
         dataset=None,
         description=(
-            "two stages 32→64 px, ngf 16, one residual block, small frozen LVR features, learning rates x4 "
-            "(the tiny rule): CPU runs"
+            "two stages 32→64 px, ngf 16, one residual block, learning rates x4 (the tiny rule): CPU runs"
         ),
         source="t2igan (scaled-down AttnGAN backbone with the ALR-GAN losses)",
     ),

@@ -134,15 +134,16 @@ def test_ablation_gives_the_backbone_alone(registry, caplog):
     extra = stored_full - stored_backbone
     assert extra and all(k.startswith("generator.alr.") for k in extra) and stored_backbone < stored_full
     assert backbone.lvr_features is None and not {"ALR", "LVR"} & set(backbone.parameter_groups())
-    lvr = count_parameters(full.parameter_groups()["LVR"])
-    assert (
-        lvr["trainable"] == 0 and lvr["frozen"] == sum(p.numel() for p in full.lvr_features.parameters()) > 0
-    )
+    assert full.lvr_features is None and "LVR" not in full.parameter_groups()  # the paper's LVR: H, H*
     alr_params = sum(p.numel() for p in full.generator.alr.parameters())
     g_full = sum(p.numel() for p in full.generator_parameters())
     assert g_full - sum(p.numel() for p in backbone.generator_parameters()) == alr_params
-    assert not any(p.requires_grad for p in full.lvr_features.parameters())
-    assert not any(k.startswith("lvr_features.") for k in full.checkpoint_states()["model"])
+    on_images = build(registry, "tiny", lvr_features="small", **FAST)  # our image-feature variant
+    lvr = count_parameters(on_images.parameter_groups()["LVR"])
+    frozen = sum(p.numel() for p in on_images.lvr_features.parameters())
+    assert lvr["trainable"] == 0 and lvr["frozen"] == frozen > 0
+    assert not any(p.requires_grad for p in on_images.lvr_features.parameters())
+    assert not any(k.startswith("lvr_features.") for k in on_images.checkpoint_states()["model"])
 
     batch = text_batch()
     full.d_step(batch), backbone.d_step(batch)
@@ -160,6 +161,23 @@ def test_ablation_gives_the_backbone_alone(registry, caplog):
     only_alr = build(registry, "tiny", lvr=False, **FAST)
     assert only_alr.lvr_features is None
     assert set(only_alr.g_step(batch)) == {"loss", "adv", "kl", "alr", "rec"}
+
+
+def test_the_papers_lvr_compares_stage_features_and_moves_the_generator_not_the_encoder(registry):
+    torch.manual_seed(0)
+    model = build(registry, "tiny", **FAST)
+    batch = text_batch()
+    model.d_step(batch)  # generates the fakes the G step scores (no backward here)
+    terms = model.g_step(batch)
+    terms["lvr"].backward()
+    encoder = model.generator.alr[0].encoder
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in encoder.parameters())
+    initial = model.generator.initial
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in initial.parameters())
+    # on H_0, the features θ came from: nothing after them (stage 1, its image head) is in the term,
+    # where an LVR on the stage-1 image (the "small"/"vgg16" variants) would reach the image head
+    assert all(p.grad is None for p in model.generator.image_heads[1].parameters())
+    assert terms["lvr"].item() == pytest.approx((terms["lvr_perceptual"] + terms["lvr_style"]).item())
 
 
 def test_attention_is_over_words_in_the_backbone_and_over_regions_with_alr(registry):
@@ -327,7 +345,15 @@ def test_paper_preset_builds_with_vgg_weights_given_by_config(registry, tmp_path
     path = tmp_path / "vgg.pth"
     _vgg_file(path)
     model = build(
-        registry, "cub", lvr_vgg_weights=str(path), ngf=4, ndf=4, alr_hidden=4, stages=1, image_size=64
+        registry,
+        "cub",
+        lvr_features="vgg16",
+        lvr_vgg_weights=str(path),
+        ngf=4,
+        ndf=4,
+        alr_hidden=4,
+        stages=1,
+        image_size=64,
     )
     assert model.lvr_features.imagenet_input and model.lvr_features.layers[0].weight.shape == (64, 3, 3, 3)
 

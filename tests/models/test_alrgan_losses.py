@@ -22,6 +22,7 @@ from plugins.alrgan.alr import (
 from plugins.alrgan.lvr import (
     gram_matrix,
     layout_mask,
+    masked_lvr,
     perceptual_refinement,
     small_extractor,
     style_refinement,
@@ -169,6 +170,20 @@ def test_masked_style_term_by_hand():
     mask, real_mask = torch.ones(1, 1, 1, 2), torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
     # G(F) = 1 + 4 = 5, G(M*⊙F*) = 1: |5 − 1| / (N·D = 2)
     assert style_refinement(features, real, mask, real_mask).item() == pytest.approx(2.0, rel=1e-6)
+
+
+def test_masked_lvr_on_stage_features_by_hand_and_the_real_side_is_a_target():
+    """The paper's LVR on (H, H*): 2x2 grid, one channel, every region in both layouts (uniform θ)."""
+    features = torch.ones(1, 1, 2, 2, requires_grad=True)
+    real = torch.zeros(1, 1, 2, 2, requires_grad=True)
+    theta = torch.full((1, 4, 3), 0.25)  # every region receives the mean word weight: mask all ones
+    terms = masked_lvr(features, real, theta, theta, threshold=1.0)
+    # L_PR = ‖1 − 0‖_F / (N·D = 4) = 2/4; L_SR = |G(1) − G(0)| / 4 = |4 − 0| / 4
+    assert terms.perceptual.item() == pytest.approx(0.5) and terms.style.item() == pytest.approx(1.0)
+    assert terms.loss.item() == pytest.approx(1.5)
+    terms.loss.backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+    assert real.grad is None  # H* is a target: the encoder learns from L_REC only
 
 
 def test_bce_matches_sigmoid_then_bce_loss():
