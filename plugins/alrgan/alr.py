@@ -33,7 +33,10 @@ def region_word_similarity(regions: Tensor, words: Tensor, mask: Tensor | None =
 
 
 def text_vision_matrix(theta: Tensor, words: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
-    """Q (B, C, H, W): q^k = Σ_j θ_{k,j} w_j, the word context of every sub-region."""
+    """Q (B, C, H, W): q^k = Σ_j θ_{k,j} w_j, the word context of every sub-region.
+
+    The notes form Q "with the refined θ"; no refinement step besides the ALR loss is described, so Q
+    takes the generator's θ, which that loss refines as training goes."""
     return (words @ theta.transpose(1, 2)).view(words.shape[0], words.shape[1], *size)
 
 
@@ -72,8 +75,9 @@ def alr_loss(easy: Tensor, hard: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
 class LayoutWeightNet(nn.Module):
     """φ_α or φ_β: conv3x3 → LeakyReLU → conv3x3 → sigmoid, one weight per sub-region.
 
-    The paper says "a few convolutions and activations"; the depth, the width and the sigmoid (weights
-    in (0, 1), the same scale for α and β) are our choices.
+    The paper says "a few convolutions and activations"; the depth, the width, the single output channel
+    (one weight per sub-region, shared by the words) and the sigmoid (weights in (0, 1), the same scale for
+    α and β) are our choices.
     """
 
     def __init__(self, channels: int, hidden: int):
@@ -157,6 +161,10 @@ class ALRModule(nn.Module):
 
         γ is expressed in units of the uniform weight 1/K (K sub-regions): the paper's γ is not in the
         text we hold, and θ's scale shrinks with K, so one relative γ serves every stage size.
+        Scale: the notes take θ* from H*_i of I*_i while θ comes from H_{i-1}; R = |Θ* − Θ| needs both on
+        one grid, so the real image enters at stage i−1's scale (I*_{i-1}) and H*, θ* share θ's grid.
+        L_REC is the mean absolute error (‖·‖₁ over the number of values): with λ1 = 1 (our choice) a sum
+        would outweigh every other term by a factor 3·H·W.
         θ* is a target: computed without gradient (the encoder learns from L_REC only, which keeps it a
         faithful encoder of the real image rather than one pulled towards the generated layout).
         """

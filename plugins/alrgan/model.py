@@ -1,6 +1,13 @@
 """ALR-GAN as a GANModel: the multi-stage D losses (unconditional + conditional, per stage) and the G
-objective Σ L_G_i + Σ_{i≥1} (L_ALR + λ1 L_REC + L_LVR) + λ2 L_DAMSM + KL (the paper's total; AttnGAN's
-generator_loss / discriminator_loss / KL_loss for the backbone terms)."""
+objective Σ L_G_i + Σ_{i≥1} (L_ALR + λ1 L_REC + L_LVR) + λ2 L_DAMSM (the paper's total,
+shared/research/alrgan.md) + KL, the conditioning-augmentation term of the AttnGAN backbone (AttnGAN's
+generator_loss / discriminator_loss / KL_loss for the backbone terms; the paper's total as we hold it
+does not list KL, and CA without it is not AttnGAN's CA).
+
+The DAMSM term masks same-class negatives with the batch's `extras["class_ids"]` (CUB, flowers), as
+AttnGAN's generator_loss does. Not taken from AttnGAN: the moving average of G's weights it saves and
+evaluates (`avg_param_G`, 0.999) and its `weights_init` — this model trains and evaluates its raw weights
+from PyTorch's default initialisation, like every other model here."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ _COMMON = {
     "gamma": 1.0,
     "alr_hidden": 32,  # width of φ_α / φ_β: our choice
     # Channels the ALR residual (one per word) is padded to, with H*: None sizes it from the text
-    # encoder's `max_words` (DAMSM keeps at most 18 words, t2igan.text.damsm WORDS_NUM).
+    # encoder's `max_words` (DAMSM keeps at most 18 words, t2igan.text.damsm WORDS_NUM; AttnGAN's COCO
+    # config reads 12, which the text encoder, not this model, decides).
     "max_words": None,
     "lvr_mask_threshold": 1.0,  # a region is in the layout at ≥ 1× the mean word weight: our choice
     # LVR compares the stage features H, H* (alrgan.md "LVR loss"); "small"/"vgg16" are image-feature

@@ -310,6 +310,10 @@ class SplitBatchSource:
         self.split, self.dataset, self.table = split, images, table
         self.batch_size, self.num_workers = batch_size, num_workers
         self.steps_per_epoch = len(split) // batch_size
+        # class ids (CUB, flowers: class_info.pickle) ride along as `extras["class_ids"]`: AttnGAN's DAMSM
+        # term in a G loss (ALR-GAN) masks same-class negatives with them, as its generator_loss does
+        ids = [record.attributes.get("class_id") for record in split.records]
+        self.class_ids = torch.tensor(ids, dtype=torch.long) if all(i is not None for i in ids) else None
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         from t2igan.data.loader import make_dataloader
@@ -319,7 +323,8 @@ class SplitBatchSource:
             captions = [
                 self.split.caption(int(i), int(c)) for i, c in zip(image_index, caption_index, strict=True)
             ]
-            yield Batch(images, self.table.features(image_index, caption_index), captions)
+            extras = {} if self.class_ids is None else {"class_ids": self.class_ids[image_index]}
+            yield Batch(images, self.table.features(image_index, caption_index), captions, extras)
 
 
 def batch_source(

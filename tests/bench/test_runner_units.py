@@ -141,6 +141,25 @@ def test_batch_source_resumes_mid_epoch_with_the_same_batches():
     assert batch.captions[0] == data.train.caption(image, caption)
 
 
+def test_batches_carry_the_class_ids_of_their_images_when_the_split_has_them():
+    import dataclasses
+
+    from t2igan.data.loader import dataset_for_split
+
+    data = DatasetSession.open(get_registry(), "shapes:size=tiny", progress=False)
+    plain = SplitBatchSource(data.train, dataset_for_split(data.train, 16, progress=False), IndexTable(), 32)
+    assert "class_ids" not in next(plain.batches(epoch=0)).extras  # shapes records have no class id
+    records = tuple(  # as CUB/flowers records carry them (class_info.pickle)
+        dataclasses.replace(r, attributes={**r.attributes, "class_id": 100 + i % 7})
+        for i, r in enumerate(data.train.records)
+    )
+    split = dataclasses.replace(data.train, records=records)
+    images = dataset_for_split(split, 16, progress=False, seed=5)
+    batch = next(SplitBatchSource(split, images, IndexTable(), batch_size=32).batches(epoch=1))
+    image_index = batch.text.sentence[:, 0].long()
+    assert batch.extras["class_ids"].tolist() == [100 + int(i) % 7 for i in image_index]
+
+
 def test_grid_captions_are_fixed_and_spread_over_the_split():
     data = DatasetSession.open(get_registry(), "shapes:size=tiny", progress=False)
     captions = fixed_captions(data.test, 8)

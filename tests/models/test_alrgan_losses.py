@@ -128,6 +128,24 @@ def test_alr_module_splits_the_residual_at_gamma_over_regions():
         module.terms(real, nn.Conv2d(4, 3, 1), theta.repeat(1, 1, 2), words.repeat(1, 1, 2), None, gamma)
 
 
+def test_phi_alpha_sees_the_easy_part_and_phi_beta_the_hard_part_of_r_times_h_star():
+    torch.manual_seed(1)
+    module = ALRModule(ngf=4, max_words=6, hidden=3).eval()
+    seen = {}
+    for name in ("phi_alpha", "phi_beta"):
+        getattr(module, name).register_forward_hook(
+            lambda m, args, out, name=name: seen.update({name: args[0]})
+        )
+    real, words = torch.rand(2, 3, 4, 4) * 2 - 1, torch.randn(2, 4, 5)
+    theta = region_word_similarity(torch.randn(2, 4, 4, 4), words)
+    terms = module.terms(real, nn.Sequential(nn.Conv2d(4, 3, 1), nn.Tanh()), theta, words, None, 1.0)
+    h_star = torch.cat([terms.h_star, torch.zeros(2, 2, 4, 4)], dim=1)  # H* padded to 6 channels with R
+    assert torch.equal(seen["phi_alpha"], terms.easy * h_star) and torch.equal(
+        seen["phi_beta"], terms.hard * h_star
+    )
+    assert not torch.equal(terms.easy, terms.hard)  # both parts present: a swap would be seen
+
+
 def test_reconstruction_is_l1_through_the_given_decoder():
     torch.manual_seed(0)
     module = ALRModule(ngf=4, max_words=4, hidden=3).eval()
