@@ -326,17 +326,37 @@ def to_latex(table: pd.DataFrame) -> str:
                 ours = r"\textbf{" + ours + "}"
             cells.append(ours + (f" ({paper})" if paper else ""))
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines.append(r"\bottomrule")
+    sources = _paper_sources(table)
+    if sources:  # what the bracketed numbers are, and where each comes from
+        width = len(columns) + 1
+        lines.append(
+            rf"\multicolumn{{{width}}}{{l}}{{\footnotesize (x): the number reported for the model; sources:}} \\"
+        )
+        for source in sources:
+            lines.append(rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {_tex_escape(source)}}} \\")
+    lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
 
+PAPER_NOTES = ("paper", "")  # the paper's own number; others ("released model", "as quoted by …") rank after
+
+
 def paper_lookup(records: list[RunRecord]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The reported number shown beside ours per (model, dataset, metric): the paper's own when the spec
+    lists several (DF-GAN's README gives the paper's and its released model's FID), else the first listed;
+    a note other than "paper" goes into the source, so the table says which number it is."""
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in records:
         for result in record.paper_results:
-            found[(record.model_name or record.model.split(":")[0], result["dataset"], result["metric"])] = (
-                result
-            )
+            key = (record.model_name or record.model.split(":")[0], result["dataset"], result["metric"])
+            held = found.get(key)
+            if held is None or (
+                held.get("note", "") not in PAPER_NOTES and result.get("note", "") in PAPER_NOTES
+            ):
+                note = result.get("note", "")
+                source = result["source"] + (f" ({note})" if note not in PAPER_NOTES else "")
+                found[key] = {**result, "source": source}
     return found
 
 

@@ -114,6 +114,30 @@ def test_latex_is_booktabs_and_escaped(runs):
     assert "\\textbf{28.75 $\\pm$ 1.06}" in tex
 
 
+def test_the_papers_own_number_is_shown_and_any_other_kind_is_named(tmp_path):
+    """DF-GAN's README lists the paper's FID and its released model's; the paper's is the one beside ours,
+    and a number of another kind (the only one given) says what it is, in md and tex alike."""
+    record = make_record("dfgan", 0, 20.0, 0.5)
+    record.paper_results = [
+        {"dataset": "shapes", "metric": "fid", "value": 12.1, "source": "README", "note": "released model"},
+        {"dataset": "shapes", "metric": "fid", "value": 14.81, "source": "README", "note": "paper"},
+        {
+            "dataset": "shapes",
+            "metric": "probe_acc",
+            "value": 0.9,
+            "source": "README",
+            "note": "released model",
+        },
+    ]
+    write_record(run_dir(tmp_path, "shapes", "dfgan", 0), record)
+    table = build_report(tmp_path).table.set_index("model")
+    assert table.at["dfgan", "shapes/fid[standard]/paper"] == 14.81
+    assert table.at["dfgan", "shapes/fid[standard]/paper_source"] == "README"
+    assert table.at["dfgan", "shapes/probe_acc/paper_source"] == "README (released model)"
+    tex = (tmp_path / "table.tex").read_text()
+    assert "(14.81)" in tex and "README (released model)" in tex and "sources:" in tex
+
+
 def test_runs_on_different_splits_are_never_averaged(tmp_path):
     write_record(run_dir(tmp_path / "a", "shapes", "dfgan", 0), make_record("dfgan", 0, 10.0, 0.5))
     write_record(
