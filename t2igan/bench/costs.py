@@ -56,5 +56,7 @@ def run_costs(model: GANModel, train_result: Any, throughput: dict[str, float]) 
         "steps": train_result.steps,
         "resumed_from": train_result.resumed_from,
         "peak_memory_bytes": train_result.peak_memory_bytes,
+        "peak_memory_start_bytes": getattr(train_result, "peak_memory_start_bytes", None),
+        "peak_memory_method": getattr(train_result, "peak_memory_method", ""),
         **throughput,
     }

@@ -29,6 +29,7 @@ from t2igan.train.checkpoint import (
     set_rng_state,
     step_checkpoints,
 )
+from t2igan.train.memory import PeakMemoryMeter
 
 
 class TrainingDiverged(T2IGanError):
@@ -70,6 +71,8 @@ class TrainResult:
     last_losses: dict[str, float]
     final_checkpoint: Path | None
     peak_memory_bytes: int | None
+    peak_memory_start_bytes: int | None = None  # what the process held when the run started
+    peak_memory_method: str = ""
 
 
 def _as_floats(losses: LossDict) -> dict[str, float]:
@@ -188,8 +191,9 @@ class Trainer:
         losses: dict[str, float] = {}
         started = time.perf_counter()
         iterator: Iterator[Batch] | None = None
+        meter = PeakMemoryMeter(self.device)
         try:
-            with stop_between_steps() as stop:
+            with stop_between_steps() as stop, meter:
                 while self.step < total:
                     epoch, index = divmod(self.step, per_epoch)
                     if iterator is None or index == 0:
@@ -212,10 +216,7 @@ class Trainer:
             )
         final = self.save("final.pt")
         self.write_samples("final")
-        if self.device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            peak = _process_peak_rss()
+        memory = meter.result()
         return TrainResult(
             steps=self.step,
             resumed_from=resumed_from,
@@ -223,7 +224,9 @@ class Trainer:
             step_seconds_median=statistics.median(step_times) if step_times else None,
             last_losses=losses,
             final_checkpoint=final,
-            peak_memory_bytes=peak,
+            peak_memory_bytes=memory.peak_bytes,
+            peak_memory_start_bytes=memory.start_bytes,
+            peak_memory_method=memory.method,
         )
 
     def _after_step(self, losses: dict[str, float], epoch: int, bar: Any) -> None:
@@ -336,11 +339,3 @@ def _progress(total: int, initial: int, enabled: bool, label: str = "train") -> 
     return tqdm(
         total=total, initial=initial, disable=not enabled, desc=label, unit="step", dynamic_ncols=True
     )
-
-
-def _process_peak_rss() -> int | None:
-    try:
-        import resource
-    except ImportError:  # not on every platform
-        return None
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

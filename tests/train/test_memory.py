@@ -1,0 +1,36 @@
+"""Peak memory per run: a run's figure is its own, not the process's high-water mark from an earlier run."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from t2igan.train import memory
+from t2igan.train.memory import PeakMemoryMeter
+
+
+def _hold(megabytes: int, seconds: float) -> None:
+    block = torch.ones(megabytes * 2**20 // 4)  # touched: resident, not just reserved
+    time.sleep(seconds)
+    del block
+
+
+def test_a_run_gets_its_own_peak_not_the_largest_earlier_one():
+    with PeakMemoryMeter(torch.device("cpu"), interval=0.01) as big:
+        _hold(256, 0.2)
+    with PeakMemoryMeter(torch.device("cpu"), interval=0.01) as small:
+        _hold(16, 0.2)
+    big_result, small_result = big.result(), small.result()
+    assert big_result.peak_bytes - big_result.start_bytes > 200 * 2**20
+    assert small_result.peak_bytes - small_result.start_bytes < 100 * 2**20
+    assert small_result.peak_bytes < big_result.peak_bytes  # the lifetime max RSS would repeat the big one
+    assert "sampled" in small_result.method
+
+
+def test_without_proc_the_figure_says_it_is_the_process_lifetime_peak(monkeypatch, tmp_path):
+    monkeypatch.setattr(memory, "STATM", tmp_path / "no-statm")
+    with PeakMemoryMeter(torch.device("cpu")) as meter:
+        pass
+    result = meter.result()
+    assert result.start_bytes is None and result.peak_bytes > 0 and "lifetime" in result.method
