@@ -103,6 +103,17 @@ class Trainer:
         self.sample_noise = sample_noise
         self.out_dir = Path(config.out_dir)
         self.step = 0
+        # training wall time: carried in checkpoints across resumes; `on_step` (in-training evaluation)
+        # is not training and is left out
+        self._seconds_before = 0.0  # restored from the checkpoint a run resumes from
+        self._started: float | None = None
+        self._hook_seconds = 0.0
+
+    def train_seconds(self) -> float:
+        """Seconds spent training this run so far, over every session that worked on it."""
+        if self._started is None:
+            return self._seconds_before
+        return self._seconds_before + time.perf_counter() - self._started - self._hook_seconds
 
     # ------------------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -110,7 +121,11 @@ class Trainer:
             model_info=self.config.model_info,
             states=self.model.checkpoint_states(),
             optimizers={"generator": self.opt_g.state_dict(), "discriminator": self.opt_d.state_dict()},
-            progress={"step": self.step, "total_steps": self.config.total_steps},
+            progress={
+                "step": self.step,
+                "total_steps": self.config.total_steps,
+                "train_seconds": self.train_seconds(),
+            },
         )
 
     def save(self, name: str | None = None) -> Path | None:
@@ -142,6 +157,7 @@ class Trainer:
         if checkpoint.get("rng"):
             set_rng_state(checkpoint["rng"])
         self.step = int(checkpoint["progress"]["step"])
+        self._seconds_before = float(checkpoint["progress"].get("train_seconds", 0.0))
         self._truncate_log(self.step)
         return self.step
 
@@ -189,7 +205,7 @@ class Trainer:
         bar = _progress(total, resumed_from, self.config.progress and self.is_writer, self.config.label)
         step_times: list[float] = []
         losses: dict[str, float] = {}
-        started = time.perf_counter()
+        self._started, self._hook_seconds = time.perf_counter(), 0.0
         iterator: Iterator[Batch] | None = None
         meter = PeakMemoryMeter(self.device)
         try:
@@ -220,7 +236,7 @@ class Trainer:
         return TrainResult(
             steps=self.step,
             resumed_from=resumed_from,
-            train_seconds=time.perf_counter() - started,
+            train_seconds=self.train_seconds(),
             step_seconds_median=statistics.median(step_times) if step_times else None,
             last_losses=losses,
             final_checkpoint=final,
@@ -246,7 +262,9 @@ class Trainer:
         if config.sample_every and self.step % config.sample_every == 0:
             self.write_samples(f"step{self.step:08d}")
         if self.on_step is not None and self.is_writer:
+            tick = time.perf_counter()
             self.on_step(self.step)
+            self._hook_seconds += time.perf_counter() - tick
 
     # -------------------------------------------------------------------------------- outputs
     @property

@@ -142,3 +142,29 @@ def test_foreign_file_is_refused_with_advice(tmp_path):
 
     with pytest.raises(T2IGanError, match="t2igan convert"):
         read_checkpoint(path)
+
+
+def test_train_seconds_add_up_over_a_resume_and_leave_out_in_training_evaluation(tmp_path):
+    import time
+
+    class SlowSource(ToySource):  # the first session's steps take ≥ 0.1 s each: training time
+        def batches(self, epoch, start=0):
+            for batch in super().batches(epoch, start):
+                time.sleep(0.1)
+                yield batch
+
+    first = Trainer(ToyGAN(), SlowSource(), config(tmp_path, 4, checkpoint_every=2))
+    first.on_step = lambda step: time.sleep(0.3) if step == 1 else None  # an evaluation: not training
+    start = time.perf_counter()
+    first_result = first.fit()
+    wall = time.perf_counter() - start
+    assert first_result.train_seconds < wall - 0.25  # the 0.3 s evaluation is not in the training time
+    held = read_checkpoint(tmp_path / "final.pt")["progress"]["train_seconds"]
+    assert 0 < held <= first_result.train_seconds
+    (tmp_path / "final.pt").rename(tmp_path / "first.pt")  # resume from the step-2 checkpoint
+    step2 = read_checkpoint(tmp_path / "step00000002.pt")["progress"]["train_seconds"]
+    second = Trainer(ToyGAN(), ToySource(), config(tmp_path, 4, checkpoint_every=2))
+    result = second.fit()
+    assert result.resumed_from == 2 and step2 >= 0.2
+    assert result.train_seconds > step2  # the first session's 0.2 s up to step 2 are counted
+    assert read_checkpoint(tmp_path / "final.pt")["progress"]["train_seconds"] >= step2
