@@ -1,8 +1,14 @@
 """Report plots (matplotlib, PNG): quality against inference cost per model, and each metric against
-training step where runs recorded a history."""
+training step where runs recorded a history.
+
+Like the tables, a plot only averages runs made on the same test and train split with the same protocol
+(and, for a metric, the same back-end mode): a dataset whose runs fall into several such groups gets one
+plot per group, its title naming the split and protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +17,16 @@ from t2igan.bench.records import STATUS_FINISHED, RunRecord
 
 COST_METRIC = "images_per_second"
 PLOTTED_LOSSES = ("d_loss", "g_loss")  # of the Trainer's logged losses, the two totals are plotted
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs of one dataset that may be averaged together; `tag`/`suffix` are empty when it is the only one."""
+
+    dataset: str
+    tag: str  # for the title
+    suffix: str  # for the file name
+    rows: pd.DataFrame
 
 
 def _safe(name: str) -> str:
@@ -39,19 +55,50 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _comparable(split: object, train_split: object, protocol: object) -> str:
+    """What runs must share to be averaged, as in the tables: the test split, the train split, the protocol."""
+    train = train_split if isinstance(train_split, str) else ""
+    return f"{split}+{train}|{protocol}"
+
+
+def _groups(frame: pd.DataFrame) -> Iterator[Group]:
+    for dataset, part in frame.groupby("dataset"):
+        groups = list(part.groupby("_group"))
+        for index, (key, rows) in enumerate(groups):
+            if len(groups) == 1:
+                yield Group(str(dataset), "", "", rows)
+                continue
+            split, protocol = str(key).split("|", 1)
+            yield Group(str(dataset), f" [split {split[:8]}, {protocol}]", f"_g{index + 1}", rows)
+
+
 def quality_vs_cost(root: Path, results: pd.DataFrame) -> list[Path]:
-    """One PNG per (dataset, quality metric): mean over seeds against mean images/s, one point per model."""
+    """One PNG per (dataset group, quality metric and mode): mean over seeds against mean images/s, one
+    point per model."""
     if results.empty or "metric" not in results:
         return []
     plt = _pyplot()
     written: list[Path] = []
-    finished = results[results["status"] == STATUS_FINISHED]
-    for dataset, part in finished.groupby("dataset"):
+    finished = results[results["status"] == STATUS_FINISHED].copy()
+    train = (
+        finished["train_split_sha256"] if "train_split_sha256" in finished else pd.Series("", finished.index)
+    )
+    finished["_group"] = [
+        _comparable(*key) for key in zip(finished["split_sha256"], train, finished["protocol"], strict=True)
+    ]
+    modes = finished["prov_mode"] if "prov_mode" in finished else pd.Series("", finished.index)
+    finished["_mode"] = [m if isinstance(m, str) else "" for m in modes]
+    for group in _groups(finished):
+        part = group.rows
         cost = part[part["metric"] == COST_METRIC].groupby("model")["value"].mean()
         quality = part[(part["higher_is_better"].notna()) & (part["prov_backend"] != "t2igan")]
-        for metric, rows in quality.groupby("metric"):
+        for (metric, mode), rows in quality.groupby(["metric", "_mode"]):
             if not _headline(str(metric)):
                 continue
+            several = (
+                quality.loc[quality["metric"] == metric, "_mode"].nunique() > 1
+            )  # e.g. FID clean and paper
+            label = f"{metric}[{mode}]" if several else str(metric)
             means = rows.groupby("model")["value"].mean()
             models = [m for m in means.index if m in cost.index]
             if not models:
@@ -62,11 +109,12 @@ def quality_vs_cost(root: Path, results: pd.DataFrame) -> list[Path]:
                 ax.annotate(m, (cost[m], means[m]), fontsize=8, xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel("inference images / s (higher is cheaper)")
             ax.set_ylabel(
-                f"{metric} ({'higher' if bool(rows['higher_is_better'].iloc[0]) else 'lower'} is better)"
+                f"{label} ({'higher' if bool(rows['higher_is_better'].iloc[0]) else 'lower'} is better)"
             )
-            ax.set_title(f"{dataset}: {metric} vs inference cost" + _caveat(rows))
+            ax.set_title(f"{group.dataset}{group.tag}: {label} vs inference cost" + _caveat(rows))
             ax.set_xscale("log")
-            written.append(_save(fig, root / f"plot_{_safe(dataset)}_{metric}_vs_cost.png"))
+            name = f"plot_{_safe(group.dataset)}{group.suffix}_{_safe(str(label))}_vs_cost.png"
+            written.append(_save(fig, root / name))
             plt.close(fig)
     return written
 
@@ -89,7 +137,17 @@ def _caveat(rows: pd.DataFrame) -> str:
 
 def metric_vs_step(root: Path, records: list[RunRecord], results: pd.DataFrame | None = None) -> list[Path]:
     rows = [
-        {"dataset": r.dataset, "model": r.model, "seed": r.seed, **h}
+        {
+            "dataset": r.dataset,
+            "model": r.model,
+            "seed": r.seed,
+            "_group": _comparable(
+                r.split.get("sha256", ""),
+                (r.split.get("train") or {}).get("sha256"),
+                r.protocol.get("name", ""),
+            ),
+            **h,
+        }
         for r in records
         for h in r.history
         if {"step", "metric", "value"} <= set(h) and _plotted_history(str(h["metric"]))
@@ -97,24 +155,26 @@ def metric_vs_step(root: Path, records: list[RunRecord], results: pd.DataFrame |
     if not rows:
         return []
     plt = _pyplot()
-    history = pd.DataFrame(rows)
     written: list[Path] = []
-    for (dataset, metric), part in history.groupby(["dataset", "metric"]):
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for model, curve in part.groupby("model"):
-            mean = curve.groupby("step")["value"].mean()
-            ax.plot(mean.index, mean.values, marker="o", label=model)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(metric)
-        final = (
-            results[(results["dataset"] == dataset) & (results["metric"] == metric)]
-            if results is not None and not results.empty and "metric" in results
-            else pd.DataFrame()
-        )
-        ax.set_title(f"{dataset}: {metric} during training (mean over seeds)" + _caveat(final))
-        ax.legend(fontsize=8)
-        written.append(_save(fig, root / f"plot_{_safe(dataset)}_{metric}_vs_step.png"))
-        plt.close(fig)
+    for group in _groups(pd.DataFrame(rows)):
+        for metric, part in group.rows.groupby("metric"):
+            fig, ax = plt.subplots(figsize=(5, 4))
+            for model, curve in part.groupby("model"):
+                mean = curve.groupby("step")["value"].mean()
+                ax.plot(mean.index, mean.values, marker="o", label=model)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(metric)
+            final = (
+                results[(results["dataset"] == group.dataset) & (results["metric"] == metric)]
+                if results is not None and not results.empty and "metric" in results
+                else pd.DataFrame()
+            )
+            title = f"{group.dataset}{group.tag}: {metric} during training (mean over seeds)"
+            ax.set_title(title + _caveat(final))
+            ax.legend(fontsize=8)
+            name = f"plot_{_safe(group.dataset)}{group.suffix}_{_safe(str(metric))}_vs_step.png"
+            written.append(_save(fig, root / name))
+            plt.close(fig)
     return written
 
 

@@ -149,6 +149,11 @@ def test_runs_on_different_splits_are_never_averaged(tmp_path):
     assert len(split_columns) == 2
     assert sorted(table.loc["dfgan", split_columns]) == [10.0, 50.0]
     assert any("2 different splits" in note for note in report.notes)
+    # the plots keep them apart too: one per split, never a point at the mean 30
+    names = {p.name for p in report.files}
+    assert {"plot_shapes_g1_fid_vs_cost.png", "plot_shapes_g2_fid_vs_cost.png"} <= names
+    assert {"plot_shapes_g1_probe_acc_vs_step.png", "plot_shapes_g2_probe_acc_vs_step.png"} <= names
+    assert "plot_shapes_fid_vs_cost.png" not in names
 
 
 def test_fid_modes_get_their_own_columns_and_a_note_and_quick_is_labelled(tmp_path):
