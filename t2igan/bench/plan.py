@@ -198,9 +198,18 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         raise ConfigError(f"{source}: fid_mode {fid_mode!r}: expected standard, clean or paper")
     name = fields.get("name") or f"{'-'.join(datasets)}-{budget.name}"
     fid_reference = fid_references(fields.get("fid_reference"), fid_mode, source)
+    models = [] if models_text == "all" else parse_model_list(models_text)
+    rows: dict[str, str] = {}
+    for ref in models:  # a row (and a run folder) is named by the variant: the preset follows the dataset
+        if ref.variant in rows:
+            raise ConfigError(
+                f"{source}: models {rows[ref.variant]!r} and {ref.label!r} would be one row and one run "
+                f"folder ({ref.variant!r}: a bench picks the preset by dataset and budget); give it once"
+            )
+        rows[ref.variant] = ref.label
     return BenchPlan(
         name=name,
-        models=[] if models_text == "all" else parse_model_list(models_text),
+        models=models,
         datasets=datasets,
         seeds=_seeds(fields.get("seeds")),
         budget=budget,

@@ -162,3 +162,10 @@ def test_keep_last_is_a_positive_plan_field():
     assert make_plan({"keep_last": 3}).keep_last == 3 and make_plan({}).keep_last is None
     with pytest.raises(ConfigError, match="keep_last 0: expected a positive integer"):
         make_plan({"keep_last": 0})
+
+
+@pytest.mark.parametrize("models", ["galip,galip.cub", "dfgan.bird256,dfgan.tiny", "dfgan,dfgan"])
+def test_two_references_to_one_row_are_refused(models):
+    with pytest.raises(ConfigError, match="would be one row and one run folder"):
+        make_plan({"models": models})
+    make_plan({"models": "dfgan,dfgan:fusion=rat,galip.cub"})  # distinct rows are fine
