@@ -145,6 +145,8 @@ class BenchRunner:
         self._check_folder_splits(key)
         previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
         say = _say if self.writer else _quiet
+        if previous is not None:
+            self._check_same_measure(previous, folder)
         if previous is not None and previous.status == STATUS_FINISHED:
             say(f"{label}: finished earlier, skipped")
             return previous
@@ -194,6 +196,24 @@ class BenchRunner:
             "inception_weights": self.plan.inception_weights,
             "fid_reference": self.plan.fid_reference.get(dataset.split(":", 1)[0]),
         }
+
+    def _check_same_measure(self, previous: RunRecord, folder: Path) -> None:
+        """A run already in the folder (finished: reused as this plan's result; unfinished: resumed) must
+        have been made with this plan's budget and protocol; otherwise the table would mix them."""
+        budget, differs = self.plan.budget, []
+        held = previous.budget or {}
+        if held.get("name") and held["name"] != budget.name:
+            differs.append(f"budget {held['name']!r} (this plan: {budget.name!r})")
+        elif budget.steps is not None and held.get("steps") not in (None, budget.steps):
+            differs.append(f"{held['steps']} steps (this plan: {budget.steps})")
+        protocol = (previous.protocol or {}).get("name")
+        if protocol and protocol != self.plan.protocol:
+            differs.append(f"protocol {protocol!r} (this plan: {self.plan.protocol!r})")
+        if differs:
+            raise ConfigError(
+                f"{folder}: holds a run made with {', '.join(differs)}; one folder is one table and would "
+                "mix them — use another --out folder (or delete that run folder to redo it)"
+            )
 
     def _check_folder_splits(self, key: RunKey) -> None:
         """One folder is one table: a finished record of this dataset measured on another split (a changed

@@ -89,6 +89,28 @@ def test_dataset_refs_carry_loader_options():
         parse_dataset_ref("shapes.tiny")
 
 
+def test_a_run_made_with_another_budget_or_protocol_is_neither_reused_nor_resumed(tmp_path):
+    registry = get_registry()
+    plan = make_plan({"models": "dfgan", "data": "shapes:size=tiny", "out": str(tmp_path), "steps": 40})
+    key = plan.runs()[0]
+    folder = run_dir(plan.out, key.dataset, key.model.variant, key.seed)
+    runner = BenchRunner(plan, registry, torch.device("cpu"), progress=False)
+    same = {"budget": {"name": plan.budget.name, "steps": 40}, "protocol": {"name": plan.protocol}}
+    for status in (STATUS_FINISHED, "running"):
+        for changed, match in (
+            ({"budget": {"name": "smoke", "steps": 300}}, r"budget 'smoke' \(this plan: 'steps'\)"),
+            ({"budget": {"name": plan.budget.name, "steps": 80}}, r"80 steps \(this plan: 40\)"),
+            ({"protocol": {"name": "quick"}}, r"protocol 'quick' \(this plan: 'paper'\)"),
+        ):
+            write_record(
+                folder, RunRecord(plan.name, key.dataset, "dfgan", 0, status=status, **{**same, **changed})
+            )
+            with pytest.raises(ConfigError, match=match + ".*one folder is one table"):
+                runner.run_one(key, "[1/1]")
+    write_record(folder, RunRecord(plan.name, key.dataset, "dfgan", 0, status=STATUS_FINISHED, **same))
+    assert runner.run_one(key, "[1/1]").status == STATUS_FINISHED  # the same measure: reused
+
+
 def test_a_finished_run_on_another_split_is_refused(tmp_path):
     registry = get_registry()
     plan = make_plan({"models": "dfgan", "data": "shapes:size=tiny", "out": str(tmp_path)})
