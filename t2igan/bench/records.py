@@ -108,29 +108,43 @@ def iter_records(root: str | os.PathLike) -> Iterator[tuple[Path, RunRecord]]:
         yield path, read_record(path)
 
 
-def environment() -> dict[str, Any]:
+def environment(device: Any = None) -> dict[str, Any]:
+    """Where and with what a run was made; `git_sha` is None outside a git checkout (an exported tree), and
+    `git_dirty` says whether the checkout had uncommitted changes."""
     import torch
 
     import t2igan
 
+    sha, dirty = _git_state()
     return {
+        "device": None if device is None else str(device),
         "t2igan": t2igan.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_sha": _git_sha(),
+        "git_sha": sha,
+        "git_dirty": dirty,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def _git_sha() -> str | None:
+def _git_state() -> tuple[str | None, bool | None]:
     here = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(
+        sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
         )
+        if sha.returncode != 0 or not sha.stdout.strip():
+            return None, None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+        return None, None
+    return sha.stdout.strip(), (bool(status.stdout.strip()) if status.returncode == 0 else None)

@@ -157,7 +157,7 @@ class BenchRunner:
             model=key.model.variant,
             seed=key.seed,
             started=time.time(),
-            environment=environment(),
+            environment=environment(self.device),
         )
         try:
             self._execute(key, folder, record, label)

@@ -243,3 +243,19 @@ def test_cost_metrics_put_frozen_parameters_in_their_own_columns():
     }
     values = {m.name: m.value for m in cost_metrics(costs) if m.name.startswith("params_")}
     assert values == {"params_G": 5, "params_G_frozen": 3, "params_CLIP_frozen": 7, "params_C": 4}
+
+
+def test_the_environment_names_the_device_and_the_checkout_state():
+    import subprocess
+    from pathlib import Path
+
+    from t2igan.bench.records import environment
+
+    env = environment(torch.device("cpu"))
+    assert env["device"] == "cpu"
+    repo = Path(__file__).resolve().parents[2]
+    inside = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    if inside.returncode == 0:  # a checkout (CI clones one): its sha and whether it has local changes
+        assert env["git_sha"] == inside.stdout.strip() and isinstance(env["git_dirty"], bool)
+    else:  # an exported tree: no sha, and no claim about changes
+        assert env["git_sha"] is None and env["git_dirty"] is None
