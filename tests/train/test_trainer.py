@@ -8,6 +8,7 @@ import signal
 import pytest
 import torch
 
+from t2igan.errors import T2IGanError
 from t2igan.train.checkpoint import read_checkpoint, step_checkpoints
 from t2igan.train.trainer import Trainer, TrainerConfig, TrainingDiverged
 from tests.train.toy import ToyGAN, ToySource
@@ -168,3 +169,18 @@ def test_train_seconds_add_up_over_a_resume_and_leave_out_in_training_evaluation
     assert result.resumed_from == 2 and step2 >= 0.2
     assert result.train_seconds > step2  # the first session's 0.2 s up to step 2 are counted
     assert read_checkpoint(tmp_path / "final.pt")["progress"]["train_seconds"] >= step2
+
+
+def test_a_run_does_not_resume_with_another_text_encoder(tmp_path):
+    def trainer(sha):
+        info = {"text_encoder": {"name": "damsm", "sha256": sha}}
+        return Trainer(ToyGAN(), ToySource(), config(tmp_path, 4, checkpoint_every=2, model_info=info))
+
+    first = trainer("a" * 64)
+    first.on_step = lambda step: (_ for _ in ()).throw(KeyboardInterrupt("stop")) if step == 2 else None
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    assert (tmp_path / "step00000002.pt").exists()
+    with pytest.raises(T2IGanError, match=r"sha256 aaaaaaaaaaaa, but this run has bbbbbbbbbbbb"):
+        trainer("b" * 64).fit()
+    assert trainer("a" * 64).fit().resumed_from == 2
