@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from t2igan.bench.plan import make_plan
-from t2igan.bench.records import STATUS_FINISHED, RunRecord, run_dir, write_record
+from t2igan.bench.records import STATUS_FAILED, STATUS_FINISHED, RunRecord, read_record, run_dir, write_record
 from t2igan.bench.runner import (
     BenchRunner,
     check_fid_mode,
@@ -259,3 +259,21 @@ def test_the_environment_names_the_device_and_the_checkout_state():
         assert env["git_sha"] == inside.stdout.strip() and isinstance(env["git_dirty"], bool)
     else:  # an exported tree: no sha, and no claim about changes
         assert env["git_sha"] is None and env["git_dirty"] is None
+
+
+def test_an_exception_in_one_run_is_recorded_with_its_traceback_and_the_plan_goes_on(tmp_path, monkeypatch):
+    plan = make_plan({"models": "dfgan,ratgan", "data": "shapes:size=tiny", "out": str(tmp_path), "steps": 2})
+    runner = BenchRunner(plan, get_registry(), torch.device("cpu"), progress=False)
+    done = []
+
+    def execute(key, folder, record, label):
+        if key.model.name == "dfgan":
+            raise RuntimeError("boom in dfgan")
+        done.append(key.model.name)
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    records = runner.run()
+    assert [r.status for r in records] == [STATUS_FAILED, STATUS_FINISHED] and done == ["ratgan"]
+    assert records[0].error == "RuntimeError: boom in dfgan"
+    folder = run_dir(plan.out, "shapes:size=tiny", "dfgan", 0)
+    assert "boom in dfgan" in (folder / "error.log").read_text() and read_record(folder / "record.json").error
