@@ -147,9 +147,8 @@ def expected_meta(split: Split, image_size: int, load_size: int, layout: str = "
         "dtype": "uint8",
         "source_files": source_files_fingerprint(split),
     }
-    if (
-        layout == "square"
-    ):  # square sidecars carry no `layout` key: caches built before ragged ones stay valid
+    # square sidecars carry no `layout` key: caches built before ragged ones existed stay valid
+    if layout == "square":
         meta["shape"] = [len(split), load_size, load_size, 3]
     else:
         meta.update(layout=layout, count=len(split))
