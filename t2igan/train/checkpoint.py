@@ -106,3 +106,20 @@ def step_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
 def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> None:
     for _, path in step_checkpoints(folder)[:-keep_last] if keep_last > 0 else []:
         path.unlink(missing_ok=True)
+
+
+def check_text_encoder(recorded: Any, current: Any, source: str, remedy: str) -> None:
+    """The text encoder at hand must be the one `source` was trained with (same weights sha256, when both
+    entries name one): its features would otherwise not mean what they meant in training."""
+
+    def sha(info: Any) -> str | None:
+        info = info if isinstance(info, Mapping) else {}
+        return info.get("sha256") or info.get("weights_sha256")
+
+    want, have = sha(recorded), sha(current)
+    if want and have and want != have:
+        name = recorded.get("name", "text encoder")
+        raise T2IGanError(
+            f"{source} was trained with {name} weights sha256 {want[:12]}, but the encoder found now has "
+            f"{have[:12]}; {remedy}"
+        )

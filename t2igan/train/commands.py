@@ -16,7 +16,7 @@ from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import ModelRef, ResolvedModel, build_model, parse_model_ref, resolve
 from t2igan.nn.interfaces import BuildContext, GANModel
 from t2igan.train import distributed
-from t2igan.train.checkpoint import make_checkpoint, read_checkpoint, step_checkpoints
+from t2igan.train.checkpoint import check_text_encoder, make_checkpoint, read_checkpoint, step_checkpoints
 from t2igan.train.session import (
     DatasetSession,
     TextEncoderPool,
@@ -168,24 +168,18 @@ def load_trained(
     data = DatasetSession.open(registry, label, root)
     pool = pool or TextEncoderPool(registry, device, options=encoder_options)
     text = pool.get(info["text_encoder"]["name"], data, info["text_encoder"])
-    _check_encoder(path, info["text_encoder"], text)
+    check_text_encoder(
+        info["text_encoder"],
+        text.info,
+        f"checkpoint {path}",
+        "point to the original weights (plan `encoders` / $T2IGAN_WEIGHTS) so that its text features mean "
+        "what they meant in training",
+    )
     model = build_model(resolved, BuildContext(registry, text.encoder, device))
     model.load_checkpoint_states(checkpoint["states"], f"checkpoint {path}")
     if info.get("official_clip_copy"):  # converted from an official netG: is our CLIP the one it had?
         model.verify_official_clip_copy(info["official_clip_copy"], f"checkpoint {path}")
     return model.to(device).eval(), resolved, data, text
-
-
-def _check_encoder(path: str | Path, recorded: dict[str, Any], text: TextHandle) -> None:
-    """The text encoder at hand must be the one the checkpoint was trained with (same weights)."""
-    want = recorded.get("sha256") or recorded.get("weights_sha256")
-    have = text.info.get("sha256") or text.info.get("weights_sha256")
-    if want and have and want != have:
-        raise T2IGanError(
-            f"checkpoint {path} was trained with {recorded.get('name')} weights sha256 {want[:12]}, but the "
-            f"encoder found now has {have[:12]}; point to the original weights (plan `encoders` / "
-            "$T2IGAN_WEIGHTS) so that its text features mean what they meant in training"
-        )
 
 
 # -------------------------------------------------------------------------------------------- eval

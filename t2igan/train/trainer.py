@@ -23,6 +23,7 @@ from t2igan.errors import T2IGanError
 from t2igan.nn.interfaces import Batch, GANModel, LossDict, TextFeatures
 from t2igan.train import distributed
 from t2igan.train.checkpoint import (
+    check_text_encoder,
     make_checkpoint,
     prune_checkpoints,
     read_checkpoint,
@@ -151,7 +152,13 @@ class Trainer:
                 f"{self.out_dir}: holds a checkpoint at step {checkpoint['progress']['step']}, past this run's "
                 f"budget of {self.config.total_steps} steps; use a new output folder or a larger budget"
             )
-        _check_same_text_encoder(checkpoint.get("model") or {}, self.config.model_info, path)
+        check_text_encoder(
+            (checkpoint.get("model") or {}).get("text_encoder"),
+            self.config.model_info.get("text_encoder"),
+            f"{path}",
+            "resuming would mix two encoders' features in one run (a rebuilt or replaced encoder) — restore "
+            "the original weights, or start the run in a new folder",
+        )
         self.model.load_checkpoint_states(checkpoint["states"], f"checkpoint {path}")
         self.opt_g.load_state_dict(checkpoint["optimizers"]["generator"])
         self.opt_d.load_state_dict(checkpoint["optimizers"]["discriminator"])
@@ -358,19 +365,3 @@ def _progress(total: int, initial: int, enabled: bool, label: str = "train") -> 
     return tqdm(
         total=total, initial=initial, disable=not enabled, desc=label, unit="step", dynamic_ncols=True
     )
-
-
-def _check_same_text_encoder(held: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
-    """A run resumes only with the text encoder it was trained with so far (same weights sha256)."""
-
-    def sha(info: Any) -> str | None:
-        info = info if isinstance(info, Mapping) else {}
-        return info.get("sha256") or info.get("weights_sha256")
-
-    want, have = sha(held.get("text_encoder")), sha(current.get("text_encoder"))
-    if want and have and want != have:
-        raise T2IGanError(
-            f"{path}: trained so far with text-encoder weights sha256 {want[:12]}, but this run has {have[:12]} "
-            "(a rebuilt or replaced encoder); resuming would mix two encoders' features in one run — restore "
-            "the original weights, or start the run in a new folder"
-        )
