@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from t2igan.bench.records import STATUS_FINISHED, RunRecord
+from t2igan.bench.records import STATUS_FINISHED, RunRecord, split_identity
 
 COST_METRIC = "images_per_second"
 PLOTTED_LOSSES = ("d_loss", "g_loss")  # of the Trainer's logged losses, the two totals are plotted
@@ -56,9 +56,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _comparable(split: object, train_split: object, protocol: object) -> str:
-    """What runs must share to be averaged, as in the tables: the test split, the train split, the protocol."""
-    train = train_split if isinstance(train_split, str) else ""
-    return f"{split}+{train}|{protocol}"
+    """What runs must share to be averaged, as in the tables: their data (`split_identity`) and protocol."""
+    return f"{split_identity(split, train_split)}|{protocol}"
 
 
 def _groups(frame: pd.DataFrame) -> Iterator[Group]:

@@ -148,3 +148,10 @@ def _git_state() -> tuple[str | None, bool | None]:
     except (OSError, subprocess.SubprocessError):
         return None, None
     return sha.stdout.strip(), (bool(status.stdout.strip()) if status.returncode == 0 else None)
+
+
+def split_identity(test_sha256: object, train_sha256: object = None) -> str:
+    """What makes two runs' data the same: the test split's sha256, and the train split's when recorded
+    (runs trained on other data differ). Tables and plots average only runs with one identity."""
+    train = f"+{train_sha256}" if isinstance(train_sha256, str) and train_sha256 else ""
+    return f"{test_sha256}{train}"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from t2igan.atomic import write_json_atomic, write_text_atomic
-from t2igan.bench.records import COST_MODE, STATUS_FINISHED, RunRecord, iter_records
+from t2igan.bench.records import COST_MODE, STATUS_FINISHED, RunRecord, iter_records, split_identity
 from t2igan.errors import T2IGanError
 
 PROVENANCE_COLUMNS = (
@@ -84,9 +84,7 @@ def results_frame(records: list[RunRecord]) -> pd.DataFrame:
 
 
 def _split_id(row: pd.Series) -> str:
-    """The test split's sha256, and the train split's when recorded: runs trained on other data differ."""
-    train = row.get("train_split_sha256")
-    return row["split_sha256"] + (f"+{train}" if isinstance(train, str) and train else "")
+    return split_identity(row["split_sha256"], row.get("train_split_sha256"))
 
 
 def _group_key(row: pd.Series) -> str:
