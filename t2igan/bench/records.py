@@ -45,7 +45,7 @@ class RunRecord:
     preset: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)  # {"name", "sha256", "count"}
-    protocol: dict[str, Any] = field(default_factory=dict)  # {"name", "quick": bool, ...}
+    protocol: dict[str, Any] = field(default_factory=dict)  # {"name", "images_per_caption", ...}
     budget: dict[str, Any] = field(default_factory=dict)  # {"name", "steps"}
     text_encoder: dict[str, Any] = field(default_factory=dict)  # {"name", "weights_sha256", "stand_in", ...}
     environment: dict[str, Any] = field(default_factory=dict)
@@ -67,8 +67,8 @@ class RunRecord:
             raise T2IGanError(f"{source}: schema_version {version!r}, this t2igan reads {SCHEMA_VERSION}")
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
-        values["metrics"] = [MetricRecord(**m) for m in data.get("metrics", [])]
         try:
+            values["metrics"] = [MetricRecord(**m) for m in data.get("metrics", [])]
             return cls(**values)
         except TypeError as exc:
             raise T2IGanError(f"{source}: malformed run record ({exc})") from exc
@@ -131,12 +131,19 @@ def environment(device: Any = None) -> dict[str, Any]:
 
 
 def _git_state() -> tuple[str | None, bool | None]:
+    """The checkout t2igan runs from; None when the package is not at the top of one (an installed copy
+    inside some other repository, e.g. a virtual environment kept in a project's git tree)."""
     here = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
-        if sha.returncode != 0 or not sha.stdout.strip():
+        lines = sha.stdout.split()
+        if sha.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != here:
             return None, None
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -147,7 +154,7 @@ def _git_state() -> tuple[str | None, bool | None]:
         )
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return sha.stdout.strip(), (bool(status.stdout.strip()) if status.returncode == 0 else None)
+    return lines[1], (bool(status.stdout.strip()) if status.returncode == 0 else None)
 
 
 def split_identity(test_sha256: object, train_sha256: object = None) -> str:
