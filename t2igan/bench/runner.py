@@ -206,6 +206,8 @@ class BenchRunner:
             differs.append(f"budget {held['name']!r} (this plan: {budget.name!r})")
         elif budget.steps is not None and held.get("steps") not in (None, budget.steps):
             differs.append(f"{held['steps']} steps (this plan: {budget.steps})")
+        elif budget.epochs is not None and held.get("epochs") not in (None, budget.epochs):
+            differs.append(f"{held['epochs']} epochs (this plan: {budget.epochs})")
         protocol = (previous.protocol or {}).get("name")
         if protocol and protocol != self.plan.protocol:
             differs.append(f"protocol {protocol!r} (this plan: {self.plan.protocol!r})")
@@ -279,6 +281,9 @@ class BenchRunner:
                 )
             },
         }
+        # the plan's budget as given; the step count it resolves to and the batch size are added below
+        budget = self.plan.budget
+        record.budget = {"name": budget.name, "steps": budget.steps, "epochs": budget.epochs}
         text = self.encoders.get(resolved.preset.text_encoder, data)
         record.text_encoder = text.info
         self._write(folder, record)  # a "running" record says what is being done, even if it dies
@@ -292,11 +297,7 @@ class BenchRunner:
         with_words = bool(getattr(model, "uses_words", False))
         source = batch_source(data, text, size, resolved.preset.batch_size, key.seed, with_words)
         steps = total_steps(self.plan, resolved, source.steps_per_epoch)
-        record.budget = {
-            "name": self.plan.budget.name,
-            "steps": steps,
-            "batch_size": resolved.preset.batch_size,
-        }
+        record.budget.update(steps=steps, batch_size=resolved.preset.batch_size)
         grid_text, grid_noise = grid_inputs(
             text,
             fixed_captions(data.test, GRID_CAPTIONS),

@@ -111,6 +111,21 @@ def test_a_run_made_with_another_budget_or_protocol_is_neither_reused_nor_resume
     assert runner.run_one(key, "[1/1]").status == STATUS_FINISHED  # the same measure: reused
 
 
+def test_runs_made_with_another_number_of_epochs_are_refused(tmp_path):
+    plan = make_plan({"models": "dfgan", "data": "shapes:size=tiny", "out": str(tmp_path), "epochs": 2})
+    key = plan.runs()[0]
+    folder = run_dir(plan.out, key.dataset, key.model.variant, key.seed)
+    runner = BenchRunner(plan, get_registry(), torch.device("cpu"), progress=False)
+    same = {"protocol": {"name": plan.protocol}}
+    held = {"name": "epochs", "steps": 12, "epochs": 3}  # both budgets are named "epochs"
+    write_record(folder, RunRecord(plan.name, key.dataset, "dfgan", 0, STATUS_FINISHED, budget=held, **same))
+    with pytest.raises(ConfigError, match=r"3 epochs \(this plan: 2\).*one folder is one table"):
+        runner.run_one(key, "[1/1]")
+    held["epochs"] = 2
+    write_record(folder, RunRecord(plan.name, key.dataset, "dfgan", 0, STATUS_FINISHED, budget=held, **same))
+    assert runner.run_one(key, "[1/1]").status == STATUS_FINISHED
+
+
 def test_a_finished_run_on_another_split_is_refused(tmp_path):
     registry = get_registry()
     plan = make_plan({"models": "dfgan", "data": "shapes:size=tiny", "out": str(tmp_path)})
