@@ -90,7 +90,7 @@ class PretrainedEncoder:
         return {
             "kind": self.kind,
             "key": self.key,
-            "sha256": self.sha256,
+            "weights_sha256": self.sha256,
             "retrieval_top1": self.retrieval_top1,
             "path": str(self.path),
             "trained_now": self.trained_now,

@@ -108,15 +108,17 @@ def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def text_encoder_sha(info: Any) -> str | None:
+    """The weights sha256 a text-encoder entry (of a record or checkpoint) names: `weights_sha256`, or
+    `sha256` in entries of t2igan-pretrained encoders written before the key was unified."""
+    info = info if isinstance(info, Mapping) else {}
+    return info.get("weights_sha256") or info.get("sha256")
+
+
 def check_text_encoder(recorded: Any, current: Any, source: str, remedy: str) -> None:
     """The text encoder at hand must be the one `source` was trained with (same weights sha256, when both
     entries name one): its features would otherwise not mean what they meant in training."""
-
-    def sha(info: Any) -> str | None:
-        info = info if isinstance(info, Mapping) else {}
-        return info.get("sha256") or info.get("weights_sha256")
-
-    want, have = sha(recorded), sha(current)
+    want, have = text_encoder_sha(recorded), text_encoder_sha(current)
     if want and have and want != have:
         name = recorded.get("name", "text encoder")
         raise T2IGanError(

@@ -23,6 +23,7 @@ from t2igan.models import ResolvedModel, parse_model_ref
 from t2igan.nn.interfaces import Batch, GANModel, TextEncoder, TextFeatures
 from t2igan.paths import cache_root
 from t2igan.specs import DatasetSpec, Protocol
+from t2igan.train.checkpoint import text_encoder_sha
 from t2igan.train.trainer import Trainer, TrainerConfig
 
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
@@ -196,10 +197,10 @@ class TextEncoderPool:
         from t2igan.text.pretrained import load_encoder
 
         path = Path(recorded["path"])
-        sha = _file_sha(path)
-        if recorded.get("sha256") and sha != recorded["sha256"]:
+        sha, want = _file_sha(path), text_encoder_sha(recorded)
+        if want and sha != want:
             raise T2IGanError(
-                f"{path}: sha256 {sha[:12]} differs from the {recorded['sha256'][:12]} the model was trained "
+                f"{path}: sha256 {sha[:12]} differs from the {want[:12]} the model was trained "
                 "with (the cached encoder was replaced); retrain the model or restore that file"
             )
         encoder = load_encoder(name, path, self.device)

@@ -106,7 +106,8 @@ def test_first_call_trains_and_second_loads_the_same_weights(kind, splits, train
     assert not second.encoder.training
     assert not any(p.requires_grad for p in second.encoder.parameters())
     described = second.describe()
-    assert {"kind", "key", "sha256", "retrieval_top1", "path", "stats"} <= set(described)
+    assert {"kind", "key", "weights_sha256", "retrieval_top1", "path", "stats"} <= set(described)
+    assert described["weights_sha256"] == first.sha256  # the key official encoders use in records too
     json.dumps(described)  # run records are JSON
 
 

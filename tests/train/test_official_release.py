@@ -13,6 +13,7 @@ from PIL import Image
 
 from t2igan.cli import main
 from t2igan.errors import T2IGanError
+from t2igan.registry import get_registry
 from t2igan.text.vocab import Vocabulary
 from t2igan.train.checkpoint import read_checkpoint
 from tests.models.conftest import official_to_random
@@ -216,3 +217,14 @@ def test_a_converted_galip_loads_only_with_the_clip_its_netg_carried(tmp_path, m
     else:
         with pytest.raises(T2IGanError, match=r"CLIP_ViT.*are not those of the CLIP found now"):
             load()
+
+
+@pytest.mark.parametrize("key", ["weights_sha256", "sha256"])  # records and checkpoints of either age
+def test_a_recorded_encoder_file_that_was_replaced_is_refused(tmp_path, key):
+    from t2igan.train.session import TextEncoderPool
+
+    file = tmp_path / "damsm.pt"
+    file.write_bytes(b"not the weights the model was trained with")
+    pool = TextEncoderPool(get_registry(), torch.device("cpu"), progress=False)
+    with pytest.raises(T2IGanError, match=r"damsm\.pt: sha256 .* differs from the 000000000000"):
+        pool._recorded("damsm", {"name": "damsm", "path": str(file), key: "0" * 64})
