@@ -160,6 +160,7 @@ class ALRGAN(GANModel):
         settings = self.settings
         reals = image_pyramid(batch.images, self.generator.config.sizes)
         alr = rec = lvr = perceptual = style = torch.zeros((), device=batch.images.device)
+        weights = {"alr_alpha": [], "alr_beta": [], "alr_hard_share": []}  # logged: what φα, φβ learn
         for i, module in enumerate(self.generator.alr, start=1):
             stage = module.terms(
                 reals[i - 1],
@@ -170,6 +171,9 @@ class ALRGAN(GANModel):
                 settings.gamma,
             )
             alr, rec = alr + stage.loss, rec + stage.reconstruction
+            weights["alr_alpha"].append(stage.alpha.detach().mean())
+            weights["alr_beta"].append(stage.beta.detach().mean())
+            weights["alr_hard_share"].append((stage.hard != 0).float().mean())
             if settings.lvr:
                 if self.lvr_features is None:  # the paper's LVR: on H_{i-1} and the real image's H*
                     visual = masked_lvr(
@@ -193,7 +197,7 @@ class ALRGAN(GANModel):
                     perceptual + visual.perceptual,
                     style + visual.style,
                 )
-        terms.update(alr=alr, rec=rec)
+        terms.update(alr=alr, rec=rec, **{k: torch.stack(v).mean() for k, v in weights.items()})
         total = settings.alr_weight * alr + settings.lambda_rec * rec
         if settings.lvr:
             terms.update(lvr=lvr, lvr_perceptual=perceptual, lvr_style=style)

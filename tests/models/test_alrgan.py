@@ -147,20 +147,16 @@ def test_ablation_gives_the_backbone_alone(registry, caplog):
 
     batch = text_batch()
     full.d_step(batch), backbone.d_step(batch)
-    assert set(full.g_step(batch)) == {
-        "loss",
-        "adv",
-        "kl",
-        "alr",
-        "rec",
-        "lvr",
-        "lvr_perceptual",
-        "lvr_style",
-    }
+    weights = {"alr_alpha", "alr_beta", "alr_hard_share"}  # logged only: what φα, φβ and the split do
+    terms = full.g_step(batch)
+    assert set(terms) == {"loss", "adv", "kl", "alr", "rec", "lvr", "lvr_perceptual", "lvr_style"} | weights
+    assert all(0 < terms[k].item() < 1 for k in ("alr_alpha", "alr_beta"))  # sigmoid outputs
+    assert 0 <= terms["alr_hard_share"].item() <= 1
+    assert not any(terms[k].requires_grad for k in weights)
     assert set(backbone.g_step(batch)) == {"loss", "adv", "kl"}
     only_alr = build(registry, "tiny", lvr=False, **FAST)
     assert only_alr.lvr_features is None
-    assert set(only_alr.g_step(batch)) == {"loss", "adv", "kl", "alr", "rec"}
+    assert set(only_alr.g_step(batch)) == {"loss", "adv", "kl", "alr", "rec"} | weights
 
 
 def test_the_papers_lvr_compares_stage_features_and_moves_the_generator_not_the_encoder(registry):
