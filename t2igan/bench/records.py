@@ -46,7 +46,7 @@ class RunRecord:
     config: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)  # {"name", "sha256", "count"}
     protocol: dict[str, Any] = field(default_factory=dict)  # {"name", "images_per_caption", ...}
-    budget: dict[str, Any] = field(default_factory=dict)  # {"name", "steps"}
+    budget: dict[str, Any] = field(default_factory=dict)  # {"name", "steps", "epochs", "batch_size"}
     text_encoder: dict[str, Any] = field(default_factory=dict)  # {"name", "weights_sha256", "stand_in", ...}
     environment: dict[str, Any] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)
@@ -142,7 +142,7 @@ def _git_state() -> tuple[str | None, bool | None]:
             text=True,
             timeout=5,
         )
-        lines = sha.stdout.split()
+        lines = sha.stdout.splitlines()  # the top-level folder may contain spaces
         if sha.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != here:
             return None, None
         status = subprocess.run(
