@@ -130,10 +130,11 @@ def environment(device: Any = None) -> dict[str, Any]:
     }
 
 
-def _git_state() -> tuple[str | None, bool | None]:
-    """The checkout t2igan runs from; None when the package is not at the top of one (an installed copy
-    inside some other repository, e.g. a virtual environment kept in a project's git tree)."""
-    here = Path(__file__).resolve().parents[2]
+def _git_state(here: Path | None = None) -> tuple[str | None, bool | None]:
+    """The commit and dirtiness of the checkout t2igan runs from (`here`: the folder above the package);
+    None when that folder is not the top of a checkout (an installed copy inside some other repository,
+    e.g. a virtual environment kept in a project's git tree)."""
+    here = (here or Path(__file__).resolve().parents[2]).resolve()
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--show-toplevel", "HEAD"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -33,3 +34,24 @@ def test_a_record_that_cannot_be_read_names_its_file(tmp_path, change, message):
         return
     with pytest.raises(T2IGanError, match=rf"{path}: {message}"):
         read_record(path)
+
+
+def test_git_state_names_only_the_checkout_t2igan_is_at_the_top_of(tmp_path):
+    from t2igan.bench.records import _git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "tracked.txt").write_text("a")
+    git("add", "tracked.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.strip()
+    assert _git_state(tmp_path) == (head, False)
+    (tmp_path / "tracked.txt").write_text("b")
+    assert _git_state(tmp_path) == (head, True)
+    inside = tmp_path / "venv" / "lib" / "site-packages"  # an installed copy inside another repository
+    inside.mkdir(parents=True)
+    assert _git_state(inside) == (None, None)
