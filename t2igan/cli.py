@@ -376,6 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"t2igan {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # a command that may have joined torchrun's process group
+            from t2igan.train import distributed
+
+            distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,14 @@ def init_from_environment(device: str) -> torch.device:
     return target
 
 
+def shutdown() -> None:
+    """Leave the process group, if this process joined one. Left to interpreter exit, the backend's
+    threads can outlive Python and abort the process after its work is done ("terminate called without
+    an active exception", seen once in CI on a torchrun rank 1)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 @contextlib.contextmanager
 def main_process_first() -> Iterator[None]:
     """Rank 0 runs the block first (it builds the caches: dataset, encoders, text features); the other

@@ -129,3 +129,16 @@ def test_torchrun_trains_one_run_written_once_by_rank_zero(torchrun_train):
     checkpoint = torch.load(out / "train" / "final.pt", map_location="cpu", weights_only=True)
     assert checkpoint["progress"]["step"] == 3
     assert (out / "train" / "samples" / "final.png").is_file()
+
+
+def test_the_cli_leaves_the_process_group_it_ran_in(tmp_path, capsys):
+    from t2igan.cli import main
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert main(["models", "dfgan", "--json"]) == 0
+        assert not dist.is_initialized()  # destroyed by the command, not left to interpreter exit
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    capsys.readouterr()
