@@ -135,24 +135,16 @@ def _git_state(here: Path | None = None) -> tuple[str | None, bool | None]:
     None when that folder is not the top of a checkout (an installed copy inside some other repository,
     e.g. a virtual environment kept in a project's git tree)."""
     here = (here or Path(__file__).resolve().parents[2]).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        lines = sha.stdout.splitlines()  # the top-level folder may contain spaces
-        if sha.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != here:
+        head = git("rev-parse", "--show-toplevel", "HEAD")
+        lines = head.stdout.splitlines()  # the top-level folder may contain spaces
+        if head.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != here:
             return None, None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        status = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None, None
     return lines[1], (bool(status.stdout.strip()) if status.returncode == 0 else None)
