@@ -70,7 +70,7 @@ class CLIPPretrainConfig:
     | 128 / 64, batch 64, lr 1.5e-3, 120 warm-up | 28 | 0 | 0.542 | 0.811 | 0.639 | 0.939 | 0.70 |
     | 128 / 64, lr 3e-3, 100 warm-up      | 28     | 0    | 0.500 | 0.754 | 0.631 | 0.930 | 0.70 |
 
-    None holds cs ≥ 0.9 at about half the cost, so the recipe stays (it takes about 8½ minutes on 2 cores).
+    None holds cs ≥ 0.9 at about half the cost, so the recipe stays (401-509 s on 2 cores in a bench).
     bf16 autocast is no help on CPU here: the ViT step took 1.10-1.16x the fp32 time (AVX-512 BF16, no AMX).
     """
 
