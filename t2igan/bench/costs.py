@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from t2igan.nn.interfaces import GANModel, TextFeatures, count_parameters
+from t2igan.train.trainer import TrainResult
 
 
 def parameter_costs(model: GANModel) -> dict[str, dict[str, int]]:
@@ -48,7 +49,7 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_costs(model: GANModel, train_result: Any, throughput: dict[str, float]) -> dict[str, Any]:
+def run_costs(model: GANModel, train_result: TrainResult, throughput: dict[str, float]) -> dict[str, Any]:
     return {
         "parameters": parameter_costs(model),
         "train_seconds": train_result.train_seconds,
@@ -56,7 +57,7 @@ def run_costs(model: GANModel, train_result: Any, throughput: dict[str, float]) 
         "steps": train_result.steps,
         "resumed_from": train_result.resumed_from,
         "peak_memory_bytes": train_result.peak_memory_bytes,
-        "peak_memory_start_bytes": getattr(train_result, "peak_memory_start_bytes", None),
-        "peak_memory_method": getattr(train_result, "peak_memory_method", ""),
+        "peak_memory_start_bytes": train_result.peak_memory_start_bytes,
+        "peak_memory_method": train_result.peak_memory_method,
         **throughput,
     }
