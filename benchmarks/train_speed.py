@@ -6,7 +6,9 @@ Configurations: `tiny` (the `tiny` presets, batch 16) and `bird` (the paper pres
 noise; the side that goes first alternates; the first `--warmup` rounds are not recorded. A training
 step is one D update (hinge + MA-GP) and one G update; generation is the generator in eval mode without
 gradients on the same batch. Printed: medians, and the ratio ours / official of the times (above 1.0:
-ours is slower). A step-time ratio above 1.0 is flagged and the exit status is 1. Run:
+ours is slower). A step-time ratio above 1.0 is flagged and the exit status is 1. Our side trains as the
+Trainer does by default, 4-D weights and batch images in channels_last (NHWC) memory; `--memory-format
+both` adds our NCHW path as a third side, for the ratio of the two. Run:
 
     python benchmarks/train_speed.py --official /path/to/DF-GAN/code --ratgan-official /path/to/RAT-GAN/code
 
@@ -51,6 +53,7 @@ from t2igan.train.trainer import Trainer, TrainerConfig
 
 CONFIGS = {"tiny": ("tiny", 16), "bird": ("bird256", 4)}  # name: (preset, batch)
 MODELS = ("dfgan", "ratgan")
+NCHW = "ours NCHW"  # the side label of our Trainer with `channels_last=False` (--memory-format both)
 RAT_FULL_LEVELS = 7  # model.py NetG: block0 at 4x4, then six x2 upsamplings to 256 px
 
 
@@ -83,7 +86,7 @@ def adam(params, lr: float, config: dict) -> torch.optim.Adam:
 
 
 # ------------------------------------------------------------------------------------------- ours
-def our_side(resolved: ResolvedModel, registry) -> Side:
+def our_side(resolved: ResolvedModel, registry, channels_last: bool = True, label: str = "ours") -> Side:
     model = build_model(resolved, BuildContext(registry))
     config = resolved.config
     trainer_config = TrainerConfig(
@@ -93,18 +96,19 @@ def our_side(resolved: ResolvedModel, registry) -> Side:
         lr_d=config["lr_d"],
         betas=(config["beta1"], config["beta2"]),
         progress=False,
+        channels_last=channels_last,
     )
     trainer = Trainer(model, None, trainer_config)
 
     def train_step(images: Tensor, sentence: Tensor) -> None:
-        batch = Batch(images, TextFeatures(sentence))
+        batch = trainer.prepare(Batch(images, TextFeatures(sentence)))  # as `fit` takes a loader batch
         trainer.d_step(batch)
         trainer.g_step(batch)
 
     def generate(noise: Tensor, sentence: Tensor) -> Tensor:
         return model.generate(noise, TextFeatures(sentence))
 
-    return Side("ours", train_step, generate, model.generator, model.discriminator)
+    return Side(label, train_step, generate, model.generator, model.discriminator)
 
 
 # --------------------------------------------------------------------------------- official code
@@ -270,7 +274,7 @@ def measure(sides: list[Side], config: dict, batch: int, repeats: int, warmup: i
         if round_index == 0:
             for side in sides:
                 g, d = trained_parameters(side.generator), trained_parameters(side.discriminator)
-                print(f"  trained parameters {side.label:>8}: G {g:,}  D {d:,}", flush=True)
+                print(f"  trained parameters {side.label:>9}: G {g:,}  D {d:,}", flush=True)
 
 
 @dataclass
@@ -299,7 +303,10 @@ def run_one(model_name: str, config_name: str, args, officials: dict[str, Path |
     resolved = resolve(parse_model_ref(f"{model_name}.{preset}{overrides}"), registry)
     config = resolved.config
     torch.manual_seed(args.seed)
-    sides = [our_side(resolved, registry)]
+    sides = [our_side(resolved, registry, channels_last=args.memory_format != "contiguous")]
+    if args.memory_format == "both":  # the same weights (same seed), the Trainer's NCHW path
+        torch.manual_seed(args.seed)
+        sides.append(our_side(resolved, registry, channels_last=False, label=NCHW))
     code_dir = officials[model_name]
     if code_dir is not None:
         build_official = official_dfgan if model_name == "dfgan" else official_ratgan
@@ -322,11 +329,16 @@ def run_one(model_name: str, config_name: str, args, officials: dict[str, Path |
     )
     for side in sides:
         print(
-            f"  {side.label:>8}: step {row.step_ms[side.label]:.1f} ms median "
+            f"  {side.label:>9}: step {row.step_ms[side.label]:.1f} ms median "
             f"(min {1000 * min(side.step_seconds):.1f}), generation "
             f"{row.images_per_second[side.label]:.1f} images/s median "
             f"(max {batch / min(side.generate_seconds):.1f})",
             flush=True,
+        )
+    if NCHW in row.step_ms:
+        print(
+            f"  ratio ours/{NCHW}: step time {row.step_ms['ours'] / row.step_ms[NCHW]:.3f}, generation time "
+            f"{row.images_per_second[NCHW] / row.images_per_second['ours']:.3f}"
         )
     if row.step_ratio() is not None:
         print(
@@ -405,6 +417,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="unrecorded rounds first")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--memory-format",
+        choices=("channels_last", "contiguous", "both"),
+        default="channels_last",
+        help="our Trainer's memory format (its default: channels_last); both: measure ours both ways, "
+        "side by side",
+    )
     args = parser.parse_args()
     if args.repeats < 1 or args.warmup < 0:
         sys.exit("--repeats must be at least 1 and --warmup at least 0")

@@ -61,6 +61,9 @@ class TrainerConfig:
     progress: bool = True
     model_info: Mapping[str, Any] = field(default_factory=dict)  # name, variant, preset, config, ...
     label: str = "train"  # the progress bar's description, e.g. "[2/6] shapes dfgan seed 0"
+    # weights of 4-D layers and the batch images in NHWC order: the same arithmetic, and oneDNN's
+    # convolutions run faster on it (benchmarks/train_speed.py --memory-format compares the two)
+    channels_last: bool = True
 
 
 @dataclass
@@ -98,6 +101,8 @@ class Trainer:
         self.is_writer = distributed.is_main_process()
         self.model.to(self.device)
         distributed.broadcast_module(self.model)  # torchrun: every replica starts from rank 0's weights
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.opt_g = torch.optim.Adam(model.generator_parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(model.discriminator_parameters(), lr=config.lr_d, betas=config.betas)
         self.sample_text = sample_text
@@ -170,6 +175,12 @@ class Trainer:
         return self.step
 
     # ------------------------------------------------------------------------------------- steps
+    def prepare(self, batch: Batch) -> Batch:
+        """This process's share of a loader batch, on the device, its images in the trainer's memory format."""
+        batch = distributed.shard_batch(batch).to(self.device)
+        batch.images = batch.images.contiguous(memory_format=self.memory_format)
+        return batch
+
     def _optimise(self, optimizer: torch.optim.Optimizer, losses: LossDict) -> LossDict:
         if "loss" not in losses:
             raise T2IGanError(
@@ -223,7 +234,7 @@ class Trainer:
                     if iterator is None or index == 0:
                         iterator = self.source.batches(epoch, start=index)
                     tick = time.perf_counter()
-                    batch = distributed.shard_batch(next(iterator)).to(self.device)
+                    batch = self.prepare(next(iterator))
                     losses = {**self.d_step(batch), **self.g_step(batch)}
                     step_times.append(time.perf_counter() - tick)
                     self.step += 1
