@@ -81,6 +81,7 @@ def training_consumption(model: str, batch_size: int, steps: int = 4) -> float:
             torch.rand(batch_size, 3, size, size) * 2 - 1, TextFeatures(torch.randn(batch_size, 256))
         )
         start = time.perf_counter()
+        batch = trainer.prepare(batch)  # as `fit` does: on the device, in the trainer's memory format
         trainer.d_step(batch)
         trainer.g_step(batch)
         if step:
