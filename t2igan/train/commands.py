@@ -94,6 +94,12 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{out}: holds checkpoints of an earlier run; pass --resume to continue it, or another --out"
         )
+    if args.resume and not held and not (out / "train" / "final.pt").exists():
+        inside = out.name == "train" and ((out / "final.pt").exists() or bool(step_checkpoints(out)))
+        hint = f"; {out} is a run's train/ folder: pass its parent, --out {out.parent}" if inside else ""
+        raise ConfigError(
+            f"--resume: {out / 'train'} holds no checkpoint (step*.pt or final.pt) to resume{hint}"
+        )
     with distributed.main_process_first():  # rank 0 builds the caches, the others then read them
         pool = TextEncoderPool(registry, device, options=_plan_settings(args)[0])
         text = pool.get(resolved.preset.text_encoder, data)

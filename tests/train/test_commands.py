@@ -45,6 +45,17 @@ def test_train_refuses_to_overwrite_and_resumes_on_request(trained, capsys):
     assert "trained 5 steps" in capsys.readouterr().out
 
 
+def test_resume_with_nothing_to_resume_says_so_and_trains_nothing(trained, tmp_path, capsys):
+    out, args, _ = trained
+    assert main([*args, "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "empty" / "train").exists()
+    # the run's own train/ folder given instead of the run folder: the error names the parent
+    assert main([*args, "--out", str(out / "train"), "--resume"]) == 2
+    assert f"--out {out}" in capsys.readouterr().err
+    assert not (out / "train" / "train").exists()
+
+
 def test_the_same_seed_trains_the_same_weights_on_cpu(trained, tmp_path):
     import torch
 
