@@ -188,6 +188,8 @@ def _add_inception_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from t2igan.bench.budgets import BUDGETS  # torch-free: building the parser stays quick
+
     parser = argparse.ArgumentParser(
         prog="t2igan",
         description="Train, evaluate and compare text-to-image GANs on identical splits, seeds and budgets.",
@@ -211,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="comma list of datasets (default: shapes)")
     p.add_argument("--seeds", default=None, help="comma list of seeds (default: 0)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget", choices=("smoke", "short", "paper"), default=None)
+    budget.add_argument("--budget", choices=BUDGETS, default=None)
     budget.add_argument("--steps", type=int, default=None, help="train each run for N steps")
     budget.add_argument("--epochs", type=int, default=None, help="train each run for N epochs")
     p.add_argument("--protocol", choices=("paper", "quick"), default=None, help="evaluation protocol")

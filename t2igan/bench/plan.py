@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from t2igan.bench.budgets import BUDGET_STEPS, BUDGETS
 from t2igan.errors import ConfigError
 from t2igan.models import ModelRef, parse_model_list
 
@@ -17,13 +18,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-# Steps per run for the named budgets; `paper` trains for the preset's own `max_epoch`. `short` is where
-# every model should beat chance on every `shapes` attribute by a wide margin: at 3,000 steps (about five
-# epochs at the tiny presets' batch 16) DF-GAN's main shape was 0.245 and its count 0.333, at 6,000 0.374
-# and 0.475, all-correct 0.139 -> 0.301 (seed 0, shapes v3). Chance (the best text-blind constant answer)
-# is 0.175 for shape and 0.5 for count: the count is scored only where a caption lists extras (2 or 3).
-BUDGET_STEPS = {"smoke": 300, "short": 6000}
-BUDGETS = (*BUDGET_STEPS, "paper")
 PLAN_FIELDS = (
     "name",
     "models",
@@ -51,7 +45,7 @@ PLAN_FIELDS = (
 
 @dataclass(frozen=True)
 class Budget:
-    name: str  # smoke | short | paper | steps | epochs
+    name: str  # smoke | short | medium | paper | steps | epochs
     steps: int | None = None
     epochs: int | None = None
 

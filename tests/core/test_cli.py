@@ -54,3 +54,17 @@ def test_a_model_pattern_that_matches_nothing_fails_with_a_suggestion():
     assert "no model matches 'dfgna'; did you mean 'dfgan'?" in result.stderr
     known = result.stderr.split("known: ", 1)[1]  # third-party test plugins may be installed beside them
     assert {"alrgan", "dfgan", "galip", "ratgan", "ratlip"} <= set(known.strip().split(", "))
+
+
+def test_the_parser_offers_every_named_budget_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom t2igan.cli import build_parser\n"
+        "args = build_parser().parse_args(['bench', '--budget', 'medium'])\n"
+        "print(args.budget, 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["medium", "False"]
