@@ -149,6 +149,11 @@ class GANModel(nn.Module, ABC):
         Models with a separate conditional head (DF-GAN's netC) add it as "C"."""
         return {"G": self.generator, "D": self.discriminator}
 
+    # The Trainer keeps 4-D weights and batch images in channels_last (NHWC) memory, which oneDNN's and
+    # cuDNN's convolutions run faster on. Code that calls `.view` on feature maps (rather than `.reshape`
+    # or `.flatten`) fails on NHWC tensors; such a model sets this False and trains in NCHW.
+    channels_last: bool = True
+
     # State-dict prefixes never written to our checkpoints: frozen pretrained parts (GALIP's CLIP)
     # that are loaded from their own weights file and named in the run record by sha256.
     excluded_state_prefixes: tuple[str, ...] = ()

@@ -61,8 +61,9 @@ class TrainerConfig:
     progress: bool = True
     model_info: Mapping[str, Any] = field(default_factory=dict)  # name, variant, preset, config, ...
     label: str = "train"  # the progress bar's description, e.g. "[2/6] shapes dfgan seed 0"
-    # weights of 4-D layers and the batch images in NHWC order: the same arithmetic, and oneDNN's
-    # convolutions run faster on it (benchmarks/train_speed.py --memory-format compares the two)
+    # weights of 4-D layers and the batch images in NHWC order (unless the model's `channels_last` is
+    # False): the same arithmetic, and oneDNN's convolutions run faster on it (benchmarks/train_speed.py
+    # --memory-format compares the two)
     channels_last: bool = True
 
 
@@ -101,7 +102,8 @@ class Trainer:
         self.is_writer = distributed.is_main_process()
         self.model.to(self.device)
         distributed.broadcast_module(self.model)  # torchrun: every replica starts from rank 0's weights
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        nhwc = config.channels_last and getattr(model, "channels_last", True)  # a model may need NCHW
+        self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.opt_g = torch.optim.Adam(model.generator_parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(model.discriminator_parameters(), lr=config.lr_d, betas=config.betas)

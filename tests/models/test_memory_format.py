@@ -69,3 +69,16 @@ def test_the_default_trains_in_channels_last(registry, tmp_path):
     plain.model.discriminator.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
     plain.fit()
     assert seen[-1].is_contiguous()
+
+
+def test_a_model_that_needs_nchw_says_so_and_trains_in_it(registry, tmp_path):
+    trainer = _trainer(registry, tmp_path, "dfgan", True)
+    type(trainer.model).channels_last = False  # as a plugin whose code calls .view on feature maps
+    try:
+        nchw = Trainer(trainer.model, _FixedBatches(), trainer.config)
+    finally:
+        del type(trainer.model).channels_last
+    assert nchw.memory_format == torch.contiguous_format
+    conv = next(m for m in nchw.model.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()  # back from the first Trainer's NHWC
+    assert nchw.prepare(tiny_batch(4)).images.is_contiguous()
