@@ -90,11 +90,12 @@ def run_train(args: argparse.Namespace) -> int:
     resolved = _resolve_for(args.model, args.preset, data, registry)
     out = Path(args.out or Path("runs") / "train" / data.label / resolved.label / f"seed{args.seed}")
     held = step_checkpoints(out / "train") if (out / "train").is_dir() else []
-    if (held or (out / "train" / "final.pt").exists()) and not args.resume:
+    earlier_run = bool(held) or (out / "train" / "final.pt").exists()
+    if earlier_run and not args.resume:
         raise ConfigError(
             f"{out}: holds checkpoints of an earlier run; pass --resume to continue it, or another --out"
         )
-    if args.resume and not held and not (out / "train" / "final.pt").exists():
+    if args.resume and not earlier_run:
         inside = out.name == "train" and ((out / "final.pt").exists() or bool(step_checkpoints(out)))
         hint = f"; {out} is a run's train/ folder: pass its parent, --out {out.parent}" if inside else ""
         raise ConfigError(
