@@ -18,7 +18,7 @@ def _hold(megabytes: int, seconds: float) -> None:
 
 def test_a_run_gets_its_own_peak_not_the_largest_earlier_one():
     with PeakMemoryMeter(torch.device("cpu"), interval=0.01) as big:
-        _hold(256, 0.2)
+        _hold(256, 0.5)  # long enough for the sampler on a busy machine
     with PeakMemoryMeter(torch.device("cpu"), interval=0.01) as small:
         _hold(16, 0.2)
     big_result, small_result = big.result(), small.result()
