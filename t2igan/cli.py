@@ -188,7 +188,7 @@ def _add_inception_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from t2igan.bench.budgets import BUDGETS  # torch-free: building the parser stays quick
+    from t2igan.bench.budgets import BUDGET_STEPS, BUDGETS  # torch-free: building the parser stays quick
 
     parser = argparse.ArgumentParser(
         prog="t2igan",
@@ -213,7 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="comma list of datasets (default: shapes)")
     p.add_argument("--seeds", default=None, help="comma list of seeds (default: 0)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget", choices=BUDGETS, default=None)
+    budget.add_argument(
+        "--budget",
+        choices=BUDGETS,
+        default=None,
+        help=f"smoke: {BUDGET_STEPS['smoke']:,} steps; short: {BUDGET_STEPS['short']:,} (recognisable shapes on "
+        "`shapes`); paper: the preset's own epochs",
+    )
     budget.add_argument("--steps", type=int, default=None, help="train each run for N steps")
     budget.add_argument("--epochs", type=int, default=None, help="train each run for N epochs")
     p.add_argument("--protocol", choices=("paper", "quick"), default=None, help="evaluation protocol")

@@ -140,8 +140,8 @@ class ALRModule(nn.Module):
 
     φ_α and φ_β are trained with the generator, minimising L_G as the paper's total writes it (the paper
     names no other objective for them). Minimised, L_ALR is smallest with α = 0 and a β that balances
-    ‖β ⊙ R_hard‖ against softplus(−min β), and that is what training finds: after `short` on `shapes`
-    (6,000 steps, `tiny`, the paper's LVR) α is 0 everywhere (the sigmoid saturated), β is a constant
+    ‖β ⊙ R_hard‖ against softplus(−min β), and that is what training finds: after 6,000 steps on `shapes`
+    (`tiny`, the paper's LVR) α is 0 everywhere (the sigmoid saturated), β is a constant
     whatever the input (0.058 with seed 0, 0.001 with seed 1), 11-16 % of the residuals are hard, and
     L_ALR ≈ 3.8e-5 beside an adversarial term of 10-18 (logged as alr_alpha, alr_beta, alr_hard_share). The learned weights thus switch the easy
     term off and leave the hard one too small to move the generator: in practice ALR acts through Q and

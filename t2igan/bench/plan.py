@@ -45,7 +45,7 @@ PLAN_FIELDS = (
 
 @dataclass(frozen=True)
 class Budget:
-    name: str  # smoke | short | medium | paper | steps | epochs
+    name: str  # smoke | short | paper | steps | epochs
     steps: int | None = None
     epochs: int | None = None
 

@@ -44,7 +44,7 @@ def test_plan_file_with_flag_overrides(tmp_path):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"budget": "huge"}, "--budget 'huge': expected one of smoke, short, medium, paper"),
+        ({"budget": "huge"}, "--budget 'huge': expected one of smoke, short, paper"),
         ({"steps": 10, "budget": "smoke"}, "give one of budget, steps, epochs"),
         ({"seeds": "0,x"}, "--seeds '0,x': expected comma-separated integers"),
         ({"steps": 0}, "--steps 0: expected a positive integer"),

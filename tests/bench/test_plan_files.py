@@ -32,6 +32,6 @@ def test_plan_file_loads_with_registered_names(path):
             # an override key the model does not have, or values its build rejects, raise ConfigError
             resolved = resolve(ref, registry, preset=choose_preset(spec, dataset, ref.preset))
             assert parameter_counts(resolved, registry)["G"]["total"] > 0
-    assert plan.budget.name in ("short", "paper")
+    assert plan.budget.name in ("steps", "short", "paper")
     if plan.datasets != ["shapes"]:
         assert plan.protocol == "paper" and plan.fid_mode == "paper"

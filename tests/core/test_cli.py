@@ -62,9 +62,9 @@ def test_the_parser_offers_every_named_budget_without_importing_torch():
 
     code = (
         "import sys\nfrom t2igan.cli import build_parser\n"
-        "args = build_parser().parse_args(['bench', '--budget', 'medium'])\n"
+        "args = build_parser().parse_args(['bench', '--budget', 'short'])\n"
         "print(args.budget, 'torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["medium", "False"]
+    assert result.stdout.split() == ["short", "False"]
