@@ -12,8 +12,9 @@
 # `short` is where the shapes themselves become recognisable (issue #5: "sample grids show recognisable
 # shapes"): DF-GAN (tiny, seed 2, shapes v4) trained on from its 6,000-step run: main shape 0.359 at 6,000
 # steps, 0.435 at 10,000, 0.538 at 13,000, 0.607 at 18,000 (all-correct 0.260 -> 0.309 -> 0.442 -> 0.514;
-# chance 0.170); the 18,000-step grids show stars, crosses and squares. RAT-GAN the same way: 0.320 at
-# 6,000, 0.516 at 10,000, 0.539 at 13,000. A wider DF-GAN (nf 32) or one at 64 px did not get there at
-# 6,000 steps (shape 0.394, 0.364). About 30 epochs of the 10,000 training images.
+# chance 0.170); the 18,000-step grids show stars, crosses and squares. RAT-GAN (seed 2) the same way:
+# 0.320 at 6,000, 0.516 at 10,000, 0.539 at 13,000, 0.646 at 18,000 (all-correct 0.245 -> 0.552; its grid:
+# triangles, stars, squares, a plus). A wider DF-GAN (nf 32) or one at 64 px did not get there at 6,000
+# steps (shape 0.394, 0.364). 18,000 steps are about 30 epochs of the 10,000 training images.
 BUDGET_STEPS = {"smoke": 300, "short": 18000}
 BUDGETS = (*BUDGET_STEPS, "paper")
