@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import torch
@@ -11,9 +12,14 @@ from t2igan.train.memory import PeakMemoryMeter
 
 
 def _hold(megabytes: int, seconds: float) -> None:
-    block = torch.ones(megabytes * 2**20 // 4)  # touched: resident, not just reserved
+    """Raise the resident set by `megabytes` for `seconds`: fresh anonymous pages, each touched. (A tensor
+    could reuse heap pages an earlier test freed but the allocator kept resident, raising nothing.)"""
+    size = megabytes * 2**20
+    block = mmap.mmap(-1, size)
+    for offset in range(0, size, mmap.PAGESIZE):
+        block[offset] = 1
     time.sleep(seconds)
-    del block
+    block.close()
 
 
 def test_a_run_gets_its_own_peak_not_the_largest_earlier_one():
