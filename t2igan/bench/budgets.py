@@ -2,8 +2,8 @@
 
 # Steps per run for the named budgets; `paper` trains for the preset's own `max_epoch`.
 #
-# 6,000 steps (`--steps 6000`; the ablation plans in benchmarks/plans use it, and it was `short` until
-# 2026-11-29) is where every model beats chance on every `shapes` attribute by a wide margin: at 3,000 steps
+# 6,000 steps (`--steps 6000`; benchmarks/plans/shapes.toml and alrgan-ablation.toml use it; it was `short`
+# until 2026-11-29) is where every model beats chance on every `shapes` attribute by a wide margin: at 3,000 steps
 # (about five epochs at the tiny presets' batch 16) DF-GAN's main shape was 0.245 and its count 0.333, at
 # 6,000 0.374 and 0.475, all-correct 0.139 -> 0.301 (seed 0, shapes v3). Chance (the best text-blind
 # constant answer) is 0.175 for shape and 0.5 for count: the count is scored only where a caption lists
