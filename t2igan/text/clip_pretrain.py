@@ -58,9 +58,10 @@ class CLIPPretrainConfig:
     `shapes` v1 (captions never placed the extras), lr 1e-3/4e-3, batch 64/256 and patch 4 were all worse
     than batch 128, lr 2e-3, patch 8.
 
-    On `shapes` v4 (the current captions) the recipe gives cs 0.913 (seed 0; 509 s on 2 idle threads in a
-    bench). Cheaper recipes tried there, one thread each, three processes on the 2 cores (`cost`: step time
-    relative to clip-small's, from the forward+backward of one batch; seconds are not comparable):
+    On `shapes` v4 (the current captions) that recipe (one caption per image per step, MLP ratio 4) gave cs
+    0.913 (seed 0; 509 s on 2 idle threads in a bench). Cheaper recipes tried there, one thread each, three
+    processes on the 2 cores (`cost`: step time relative to that clip-small's, from the forward+backward of
+    one batch; seconds are not comparable):
 
     | towers (ViT / text width)           | epochs | seed | top-1 | cs    | pos   | count | cost |
     |-------------------------------------|--------|------|-------|-------|-------|-------|------|
@@ -70,8 +71,35 @@ class CLIPPretrainConfig:
     | 128 / 64, batch 64, lr 1.5e-3, 120 warm-up | 28 | 0 | 0.542 | 0.811 | 0.639 | 0.939 | 0.70 |
     | 128 / 64, lr 3e-3, 100 warm-up      | 28     | 0    | 0.500 | 0.754 | 0.631 | 0.930 | 0.70 |
 
-    None holds cs ≥ 0.9 at about half the cost, so the recipe stays (401-509 s on 2 cores in a bench).
-    bf16 autocast is no help on CPU here: the ViT step took 1.10-1.16x the fp32 time (AVX-512 BF16, no AMX).
+    None holds cs ≥ 0.9 at about half the cost. bf16 autocast is no help on CPU here: the ViT step took
+    1.10-1.16x the fp32 time (AVX-512 BF16, no AMX); nor are `torch.compile` (1.03x) or another SDPA kernel.
+
+    What did help (`shapes` v4, one thread, two runs side by side, `s` comparable within this table only;
+    `k`: captions_per_image, `scale`: logit_scale_init, `mlp`: the MLP ratio of both towers):
+
+    | variant                          | epochs | seed | top-1 | cs    | pos   | s   |
+    |----------------------------------|--------|------|-------|-------|-------|-----|
+    | clip-small (mlp 4), k 1          | 20     | 0    | 0.485 | 0.739 | 0.626 | 359 |
+    | + sigmoid loss (SigLIP)          | 20     | 0    | 0.430 | 0.692 | 0.580 | 356 |
+    | + scale 40                       | 20     | 0    | 0.518 | 0.779 | 0.634 | 348 |
+    | + k 2                            | 20     | 0    | 0.559 | 0.820 | 0.659 | 423 |
+    | + k 2, scale 40                  | 20     | 0    | 0.682 | 0.878 | 0.828 | 410 |
+    | + k 2, scale 40                  | 24     | 0    | 0.740 | 0.912 | 0.880 | 500 |
+    | + k 4, scale 40                  | 14     | 0    | 0.641 | 0.849 | 0.791 | 405 |
+    | + k 4, scale 40                  | 20     | 0    | 0.787 | 0.936 | 0.925 | 568 |
+    | + k 4, scale 100                 | 16     | 0    | 0.697 | 0.872 | 0.857 | 456 |
+    | + k 8, scale 40                  | 10     | 0    | 0.620 | 0.815 | 0.805 | 465 |
+    | ViT mlp 2, k 4, scale 40         | 20     | 0    | 0.812 | 0.933 | 0.969 | 507 |
+    | mlp 2 (clip-small), k 4, scale 40 | 15    | 0    | 0.758 | 0.897 | 0.930 | 334 |
+    | mlp 2 (clip-small), k 3, scale 40 | 18    | 0, 1, 2 | 0.814, 0.788, 0.833 | 0.923, 0.917, 0.946 | 0.976, 0.944, 0.985 | 331-348 |
+    | mlp 2 (clip-small), k 4, scale 40 | 18    | 0, 1, 2 | 0.812, 0.837, 0.853 | 0.926, 0.951, 0.959 | 0.975, 0.982, 0.990 | 386-460 |
+
+    The text tower costs a fifth of the ViT step, so each image meeting four of its ten captions per step is
+    cheap signal; the ViT still needs its updates (eight captions over 10 epochs is worse than four over 14).
+    Halving the MLPs costs nothing in accuracy. Three captions save a tenth of the time but leave less
+    margin over 0.9 (0.917 at worst), 15 epochs fall below it. The `shapes` recipe (`t2igan.text.pretrained.DEFAULT_CONFIGS`)
+    is the last row: 262 s of training on 2 idle threads (top-1 0.812, cs 0.930), where the old one (mlp 4,
+    k 1, 40 epochs) took 401 s for cs 0.913.
     """
 
     model: str = "clip-small"
@@ -82,6 +110,13 @@ class CLIPPretrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
     warmup_steps: int = 30
+    # each image meets this many of its captions per step (distinct while it has as many), one caption set
+    # after another against the same image embeddings: the text tower costs a fifth of the image tower here,
+    # so extra captions are cheap signal (`contrastive_loss` averages the sets)
+    captions_per_image: int = 1
+    logit_scale_init: float | None = (
+        None  # the starting logit scale (1 / temperature); None: open_clip's 1/0.07
+    )
     input_mode: str = "clean"  # how [-1, 1] images are mapped to CLIP input, recorded in the checkpoint
     layers: tuple[int, ...] | None = None  # GALIP feature blocks; default per clip.default_layers
     max_seconds: float | None = None  # stop after the step that crosses this wall-clock budget
@@ -98,7 +133,20 @@ class CLIPPretrainConfig:
         for key in ("betas", "layers"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
-        return cls(**values)
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if isinstance(self.captions_per_image, bool) or not isinstance(self.captions_per_image, int):
+            raise ConfigError(
+                f"captions_per_image must be a whole number ≥ 1, got {self.captions_per_image!r}"
+            )
+        if self.captions_per_image < 1:
+            raise ConfigError(f"captions_per_image must be ≥ 1, got {self.captions_per_image}")
+        scale = self.logit_scale_init
+        if scale is not None and not 1.0 <= scale <= math.exp(MAX_LOGIT_SCALE):
+            raise ConfigError(f"logit_scale_init must be in [1, 100] (1 / temperature), got {scale}")
 
 
 @dataclass
@@ -138,11 +186,19 @@ def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> 
 
 
 def contrastive_loss(image_emb: Tensor, text_emb: Tensor, logit_scale: Tensor) -> Tensor:
-    """Symmetric InfoNCE over the batch (CLIP paper Figure 3): matching pairs on the diagonal."""
+    """Symmetric InfoNCE over the batch (CLIP paper Figure 3): matching pairs on the diagonal.
+
+    `text_emb` may hold k caption sets for the same B images (k·B rows, set after set): the loss is then the
+    mean of the k symmetric losses, each set scored against the B images only."""
+    count = len(image_emb)
+    if count == 0 or len(text_emb) % count:
+        raise ValueError(f"{len(text_emb)} text embeddings for {count} images: expected a multiple")
     image_emb, text_emb = F.normalize(image_emb, dim=-1), F.normalize(text_emb, dim=-1)
-    logits = logit_scale.exp() * image_emb @ text_emb.t()
-    labels = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+    logits = logit_scale.exp() * text_emb.view(-1, count, text_emb.shape[-1]) @ image_emb.t()  # (k, B, B)
+    labels = torch.arange(count, device=logits.device).repeat(len(logits))
+    text_to_image = F.cross_entropy(logits.reshape(-1, count), labels)
+    image_to_text = F.cross_entropy(logits.transpose(1, 2).reshape(-1, count), labels)
+    return (text_to_image + image_to_text) / 2
 
 
 def _optimizer(encoder: CLIPTextImageEncoder, config: CLIPPretrainConfig) -> torch.optim.Optimizer:
@@ -172,15 +228,19 @@ def pretrain_clip(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[CLIPTextImageEncoder, CLIPPretrainStats]:
-    """Train a small CLIP from scratch on (N, H, W, 3) uint8 images, one random caption per image per
-    epoch. Returns the encoder (eval mode, trainable) and its stats; save it with `save_clip_checkpoint`."""
+    """Train a small CLIP from scratch on (N, H, W, 3) uint8 images, each seen once per epoch with
+    `captions_per_image` of its captions drawn at random. Returns the encoder (eval mode, trainable) and its stats; save it with `save_clip_checkpoint`."""
     config = config if isinstance(config, CLIPPretrainConfig) else CLIPPretrainConfig.from_mapping(config)
+    config.check()
     images = _check_data(images, captions)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model_cfg = model_config(config.model)
     source = CLIPSource(name=config.model, pretrained="random", model_config=model_cfg)
     encoder = CLIPTextImageEncoder(build_open_clip_model(model_cfg), config.layers, config.input_mode, source)
+    if config.logit_scale_init is not None:
+        with torch.no_grad():
+            encoder.model.logit_scale.fill_(math.log(config.logit_scale_init))
     encoder.to(device).train()
     tokens, offsets = _tokenize_all(encoder, captions)
     stats = CLIPPretrainStats(images=len(images), config=_plain(asdict(config)))
@@ -218,7 +278,7 @@ def _run_epochs(
         order = rng.permutation(len(images))
         for step in range(steps_per_epoch):
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]
-            choice = _one_caption_each(offsets, batch, rng)
+            choice = _captions_of(offsets, batch, config.captions_per_image, rng)
             losses.append(_train_step(encoder, images[batch], tokens[choice], optimizer, device))
             scheduler.step()
             stats.steps += 1
@@ -269,10 +329,18 @@ def _tokenize_all(
     return encoder.tokenize(flat)["tokens"], offsets
 
 
-def _one_caption_each(offsets: np.ndarray, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Row indices into the flat token table: one random caption of each image in `batch`."""
+def _captions_of(
+    offsets: np.ndarray, batch: np.ndarray, per_image: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Row indices into the flat token table: `per_image` random captions of each image in `batch`, set
+    after set (row j·B + i is caption j of image i), distinct for an image that has as many; one that has
+    fewer repeats its captions in a random order."""
     counts = offsets[batch + 1] - offsets[batch]
-    return offsets[batch] + (rng.random(len(batch)) * counts).astype(int)
+    keys = rng.random((len(batch), int(counts.max())))
+    keys[np.arange(keys.shape[1])[None, :] >= counts[:, None]] = np.inf  # captions the image lacks sort last
+    order = np.argsort(keys, axis=1)  # a random permutation of each image's own captions first
+    picks = np.take_along_axis(order, np.arange(per_image)[None, :] % counts[:, None], axis=1)
+    return (offsets[batch][:, None] + picks).T.reshape(-1)
 
 
 def _train_step(

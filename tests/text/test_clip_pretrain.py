@@ -9,7 +9,13 @@ import torch
 
 from t2igan.errors import ConfigError
 from t2igan.text.clip import load_clip, save_clip_checkpoint
-from t2igan.text.clip_pretrain import CLIPPretrainConfig, contrastive_loss, pretrain_clip, retrieval_accuracy
+from t2igan.text.clip_pretrain import (
+    CLIPPretrainConfig,
+    _captions_of,
+    contrastive_loss,
+    pretrain_clip,
+    retrieval_accuracy,
+)
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 30)}
 PLACES = {"top left": (0, 0), "top right": (0, 1), "bottom left": (1, 0), "bottom right": (1, 1)}
@@ -42,6 +48,50 @@ def test_contrastive_loss_prefers_matching_pairs():
     torch.testing.assert_close(
         contrastive_loss(emb, emb.roll(1, 0), scale), contrastive_loss(emb.roll(1, 0), emb, scale)
     )
+
+
+def test_contrastive_loss_of_several_caption_sets_is_their_mean():
+    gen = torch.Generator().manual_seed(0)
+    images, first, second = (torch.randn(5, 8, generator=gen) for _ in range(3))
+    scale = torch.tensor(np.log(20.0))
+    both = contrastive_loss(images, torch.cat([first, second]), scale)
+    expected = (contrastive_loss(images, first, scale) + contrastive_loss(images, second, scale)) / 2
+    torch.testing.assert_close(both, expected)
+    with pytest.raises(ValueError, match="7 text embeddings for 5 images"):
+        contrastive_loss(images, torch.randn(7, 8), scale)
+
+
+def test_captions_of_picks_distinct_captions_of_each_image():
+    offsets = np.array([0, 3, 4, 9])  # three images with 3, 1 and 5 captions
+    batch = np.array([2, 0, 1])
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        rows = _captions_of(offsets, batch, 3, rng).reshape(3, len(batch))  # (caption set, image)
+        for column, image in enumerate(batch):
+            picked = rows[:, column]
+            assert all(offsets[image] <= r < offsets[image + 1] for r in picked), (image, picked)
+        assert len(set(rows[:, 0])) == 3 and len(set(rows[:, 1])) == 3  # images with ≥ 3 captions
+        assert set(rows[:, 2]) == {3}  # the one-caption image repeats it
+        seen.update(rows[:, 0])
+    assert seen == set(range(4, 9))  # every caption of the 5-caption image gets drawn
+
+
+def test_pretraining_starts_from_the_configured_logit_scale(one_thread):
+    images, captions = make_squares(32, seed=3)
+    config = {"model": "clip-tiny", "epochs": 1, "batch_size": 16, "max_seconds": 0.0}
+    config |= {"captions_per_image": 2, "logit_scale_init": 30.0, "eval_candidates": 8, "eval_images": 16}
+    _, stats = pretrain_clip(images, captions, config, seed=0, progress=False)
+    assert stats.steps == 1 and np.isfinite(stats.epoch_losses[0])
+    # one AdamW step moves log(scale) by at most the warm-up learning rate
+    assert stats.logit_scale == pytest.approx(30.0, rel=1e-3)
+    for bad, match in (
+        ({"captions_per_image": 0}, "captions_per_image must be ≥ 1"),
+        ({"captions_per_image": 1.5}, "captions_per_image must be a whole number"),
+        ({"logit_scale_init": 500.0}, r"logit_scale_init must be in \[1, 100\]"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            CLIPPretrainConfig.from_mapping(bad)
 
 
 @pytest.fixture
