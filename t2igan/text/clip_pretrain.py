@@ -98,7 +98,7 @@ class CLIPPretrainConfig:
     cheap signal; the ViT still needs its updates (eight captions over 10 epochs is worse than four over 14).
     Halving the MLPs costs nothing in accuracy. Three captions save a tenth of the time but leave less
     margin over 0.9 (0.917 at worst), 15 epochs fall below it. The `shapes` recipe (`t2igan.text.pretrained.DEFAULT_CONFIGS`)
-    is the last row: 262 s of training on 2 idle threads (top-1 0.812, cs 0.930), where the old one (mlp 4,
+    is the last row: 232-262 s of training on 2 idle threads (top-1 0.812, cs 0.930), where the old one (mlp 4,
     k 1, 40 epochs) took 401 s for cs 0.913.
     """
 
