@@ -230,8 +230,10 @@ def pretrain_clip(
 ) -> tuple[CLIPTextImageEncoder, CLIPPretrainStats]:
     """Train a small CLIP from scratch on (N, H, W, 3) uint8 images, each seen once per epoch with
     `captions_per_image` of its captions drawn at random. Returns the encoder (eval mode, trainable) and its stats; save it with `save_clip_checkpoint`."""
-    config = config if isinstance(config, CLIPPretrainConfig) else CLIPPretrainConfig.from_mapping(config)
-    config.check()
+    if isinstance(config, CLIPPretrainConfig):
+        config.check()
+    else:
+        config = CLIPPretrainConfig.from_mapping(config)  # checks the values
     images = _check_data(images, captions)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -92,6 +92,8 @@ def test_pretraining_starts_from_the_configured_logit_scale(one_thread):
     ):
         with pytest.raises(ConfigError, match=match):
             CLIPPretrainConfig.from_mapping(bad)
+        with pytest.raises(ConfigError, match=match):  # a config object is checked before training too
+            pretrain_clip(images, captions, CLIPPretrainConfig(model="clip-tiny", **bad), progress=False)
 
 
 @pytest.fixture
