@@ -16,7 +16,7 @@
 # 0.320 at 6,000, 0.516 at 10,000, 0.539 at 13,000, 0.646 at 18,000 (all-correct 0.245 -> 0.552; its grid:
 # triangles, stars, squares, a plus). A wider DF-GAN (nf 32) or one at 64 px did not get there at 6,000
 # steps (shape 0.394, 0.364). 18,000 steps are about 30 epochs of the 10,000 training images. Trained for
-# 18,000 steps from scratch: DF-GAN seeds 0-2 shape 0.633 ± 0.027, all-correct 0.500 ± 0.062; RAT-GAN seed 0
-# shape 0.602, all-correct 0.505 (benchmarks/plans/shapes-short.toml has the full table).
+# 18,000 steps from scratch: DF-GAN seeds 0-2 shape 0.633 ± 0.027, all-correct 0.500 ± 0.062; RAT-GAN seeds 0
+# and 1 shape 0.602 / 0.666, all-correct 0.505 / 0.547 (benchmarks/plans/shapes-short.toml has the table).
 BUDGET_STEPS = {"smoke": 300, "short": 18000}
 BUDGETS = (*BUDGET_STEPS, "paper")
