@@ -334,7 +334,8 @@ def list_small_configs() -> list[str]:
     """Names of the project's small CLIP configs (t2igan/text/clip_configs/*.json): `clip-small` for
     shapes (32 px, patch 8 -> 4x4 grid, ViT 4 x 128, text 2 x 64 (a narrower text tower learns faster
     here), both with MLPs 2x wide rather than 4x (as good and cheaper: see clip_pretrain), embed 128, context
-    27 tokens: the longest `shapes` caption, checked by tests/data/test_shapes.py) and `clip-tiny` for tests (ViT 4 x 64, text 2 x 64, embed 64)."""
+    27 tokens: the longest `shapes` caption, checked by tests/data/test_shapes.py) and `clip-tiny` for tests
+    (ViT 4 x 64, text 2 x 64, embed 64)."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 

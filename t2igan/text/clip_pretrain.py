@@ -91,15 +91,15 @@ class CLIPPretrainConfig:
     | + k 8, scale 40                  | 10     | 0    | 0.620 | 0.815 | 0.805 | 465 |
     | ViT mlp 2, k 4, scale 40         | 20     | 0    | 0.812 | 0.933 | 0.969 | 507 |
     | mlp 2 (clip-small), k 4, scale 40 | 15    | 0    | 0.758 | 0.897 | 0.930 | 334 |
-    | mlp 2 (clip-small), k 3, scale 40 | 18    | 0, 1, 2 | 0.814, 0.788, 0.833 | 0.923, 0.917, 0.946 | 0.976, 0.944, 0.985 | 331-348 |
-    | mlp 2 (clip-small), k 4, scale 40 | 18    | 0, 1, 2 | 0.812, 0.837, 0.853 | 0.926, 0.951, 0.959 | 0.975, 0.982, 0.990 | 386-460 |
+    | mlp 2, k 3, scale 40 | 18 | 0, 1, 2 | .814, .788, .833 | .923, .917, .946 | .976, .944, .985 | 331-348 |
+    | mlp 2, k 4, scale 40 | 18 | 0, 1, 2 | .812, .837, .853 | .926, .951, .959 | .975, .982, .990 | 386-460 |
 
     The text tower costs a fifth of the ViT step, so each image meeting four of its ten captions per step is
     cheap signal; the ViT still needs its updates (eight captions over 10 epochs is worse than four over 14).
     Halving the MLPs costs nothing in accuracy. Three captions save a tenth of the time but leave less
-    margin over 0.9 (0.917 at worst), 15 epochs fall below it. The `shapes` recipe (`t2igan.text.pretrained.DEFAULT_CONFIGS`)
-    is the last row: 232-262 s of training on 2 idle threads (top-1 0.812, cs 0.930), where the old one (mlp 4,
-    k 1, 40 epochs) took 401 s for cs 0.913.
+    margin over 0.9 (0.917 at worst), 15 epochs fall below it. The `shapes` recipe
+    (`t2igan.text.pretrained.DEFAULT_CONFIGS`) is the last row: 232-262 s of training on 2 idle threads
+    (top-1 0.812, cs 0.930), where the old one (mlp 4, k 1, 40 epochs) took 401 s for cs 0.913.
     """
 
     model: str = "clip-small"
@@ -110,13 +110,11 @@ class CLIPPretrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
     warmup_steps: int = 30
-    # each image meets this many of its captions per step (distinct while it has as many), one caption set
-    # after another against the same image embeddings: the text tower costs a fifth of the image tower here,
-    # so extra captions are cheap signal (`contrastive_loss` averages the sets)
+    # each image meets this many of its captions per step (distinct while it has as many); the loss averages
+    # the caption sets (`contrastive_loss`; why it pays: the table above)
     captions_per_image: int = 1
-    logit_scale_init: float | None = (
-        None  # the starting logit scale (1 / temperature); None: open_clip's 1/0.07
-    )
+    # the starting logit scale (1 / temperature); None keeps open_clip's 1/0.07
+    logit_scale_init: float | None = None
     input_mode: str = "clean"  # how [-1, 1] images are mapped to CLIP input, recorded in the checkpoint
     layers: tuple[int, ...] | None = None  # GALIP feature blocks; default per clip.default_layers
     max_seconds: float | None = None  # stop after the step that crosses this wall-clock budget
@@ -229,7 +227,8 @@ def pretrain_clip(
     progress: bool = True,
 ) -> tuple[CLIPTextImageEncoder, CLIPPretrainStats]:
     """Train a small CLIP from scratch on (N, H, W, 3) uint8 images, each seen once per epoch with
-    `captions_per_image` of its captions drawn at random. Returns the encoder (eval mode, trainable) and its stats; save it with `save_clip_checkpoint`."""
+    `captions_per_image` of its captions drawn at random. Returns the encoder (eval mode, trainable) and its
+    stats; save it with `save_clip_checkpoint`."""
     if isinstance(config, CLIPPretrainConfig):
         config.check()
     else:
