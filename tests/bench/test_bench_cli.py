@@ -27,7 +27,8 @@ def write_plan(folder: Path, name: str, body: str) -> Path:
 
 @pytest.fixture(scope="module")
 def cache_env(tmp_path_factory) -> dict[str, str]:
-    """One cache for the module: the encoders and probe are trained by the first bench, reused after."""
+    """One cache for the module: the encoders and probe are trained by the first bench, reused after.
+    One thread in every bench: a killed run resumes exactly only at the setting it started with."""
     return {"T2IGAN_CACHE": str(tmp_path_factory.mktemp("cache")), "OMP_NUM_THREADS": "1"}
 
 

@@ -18,15 +18,6 @@ from t2igan.nn.interfaces import TextFeatures
 RANDOM_NOTE = "random weights (test)"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    """Inception on 2 shared cores runs faster single-threaded than oversubscribed."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _kaiming(module: nn.Module, seed: int) -> None:
     """Random weights that keep activations O(1) through the network (BN left at identity statistics)."""
     generator = torch.Generator().manual_seed(seed)

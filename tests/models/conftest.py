@@ -23,15 +23,6 @@ def make_registry() -> Registry:
     return loader.registry
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine's cores are shared: two threads contending make these small kernels slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return make_registry()
@@ -53,8 +44,13 @@ def tiny_batch(batch_size: int = 4, size: int = 32, seed: int = 0) -> Batch:
     return Batch(images, TextFeatures(sentence))
 
 
-def d_update(model, batch: Batch, optimizer: torch.optim.Optimizer) -> float:
-    """One D update as the Trainer does it: one optimiser step per dict the model yields."""
+def d_update(model, batch: Batch, optimizer: torch.optim.Optimizer, seed: int | None = None) -> float:
+    """One D update as the Trainer does it: one optimiser step per dict the model yields.
+
+    With `seed`, every random draw of the step (fake noise, mismatched captions) is the same at each
+    update, so D learns one fixed objective: its fall does not hang on which noise rounding leads to."""
+    if seed is not None:
+        torch.manual_seed(seed)
     result = model.d_step(batch)
     total = 0.0
     for losses in [result] if isinstance(result, dict) else result:
@@ -72,6 +68,17 @@ def d_loss(model, batch: Batch, seed: int = 123) -> float:
     return sum(
         float(losses["loss"].detach()) for losses in ([result] if isinstance(result, dict) else result)
     )
+
+
+def d_loss_fall(
+    model, batch: Batch, steps: int, seed: int, lr: float = 1e-3, betas: tuple[float, float] = (0.5, 0.999)
+) -> float:
+    """How far `steps` D updates on one batch, with the same noise at every step, lower its D loss: the
+    first step's loss minus the mean of the last five. Adam with β1 = 0.5 descends where DF-GAN's own
+    β1 = 0 makes the hinge loss swing between the real and the fake term."""
+    optimizer = torch.optim.Adam(model.discriminator_parameters(), lr=lr, betas=betas)
+    losses = [d_update(model, batch, optimizer, seed) for _ in range(steps)]
+    return losses[0] - sum(losses[-5:]) / 5
 
 
 def official_to_random(layout: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:

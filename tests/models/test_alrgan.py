@@ -21,6 +21,7 @@ from t2igan.text.damsm import SmallDAMSMImageEncoder
 from t2igan.text.damsm_loss import damsm_loss
 from t2igan.train.checkpoint import read_checkpoint
 from t2igan.train.trainer import Trainer, TrainerConfig
+from tests.models.conftest import d_loss_fall
 
 # Small enough to train for dozens of steps in a few seconds: stages 16 → 32 px.
 FAST = {"ngf": 8, "ndf": 8, "base_size": 16, "image_size": 32, "alr_hidden": 4}
@@ -235,31 +236,33 @@ def test_damsm_term_uses_the_encoders_image_encoder(registry, caplog):
     assert "damsm_lambda" in caplog.text and without.damsm_image_encoder is None
 
 
-def _d_loss(model, batch, seed: int = 11) -> float:
-    torch.manual_seed(seed)
-    return float(model.d_step(batch)["loss"].detach())
+@pytest.mark.numerics
+def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, numerics_seed, claim):
+    torch.manual_seed(numerics_seed)
+    model = build(registry, "tiny", _damsm_encoder(), **FAST)
+    batch = text_batch(seed=numerics_seed)
+    # the bound is half the smallest fall measured: 2.71-2.96 over seeds 0-9 x 5 settings; a setting alone moved it 3e-6 (docs/measurements.md)
+    claim.above("D-loss fall in 25 steps", d_loss_fall(model, batch, 25, seed=100 + numerics_seed), 1.3)
 
 
-def test_d_steps_lower_the_d_loss_and_g_losses_stay_finite(registry):
+def test_alternating_steps_log_every_term_and_stay_finite(registry):
     torch.manual_seed(0)
     model = build(registry, "tiny", _damsm_encoder(), **FAST)
     batch = text_batch()
     opt_d = torch.optim.Adam(model.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(model.generator_parameters(), lr=2e-4, betas=(0.5, 0.999))
-    before = _d_loss(model, batch)
-    for _ in range(25):
+    for _ in range(5):
         d = model.d_step(batch)
         opt_d.zero_grad(set_to_none=True)
         d["loss"].backward()
         opt_d.step()
         g = model.g_step(batch)
-        assert all(torch.isfinite(v).all() for v in g.values()), g
+        assert all(torch.isfinite(v).all() for v in [*g.values(), *d.values()]), (d, g)
         opt_g.zero_grad(set_to_none=True)
         g["loss"].backward()
         opt_g.step()
     assert set(g) >= {"loss", "adv", "alr", "rec", "lvr", "damsm", "kl"}
     assert set(d) == {"loss", "d0", "d1"}
-    assert _d_loss(model, batch) < before - 0.1
 
 
 class _FixedSource:

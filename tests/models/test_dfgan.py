@@ -15,7 +15,7 @@ from t2igan.errors import T2IGanError
 from t2igan.models import parameter_counts, parse_model_ref, resolve
 from t2igan.nn import count_parameters
 from t2igan.nn.layers import Affine
-from tests.models.conftest import build, d_loss, d_update, official_to_random, tiny_batch
+from tests.models.conftest import build, d_loss_fall, d_update, official_to_random, tiny_batch
 
 # Counts of the official NetG/NetD/NetC built at the released config (nf 32, z 100, cond 256, 256 px):
 # /work/shared/research/models.md §1 "Parameter counts [count]".
@@ -123,16 +123,13 @@ def test_fresh_affines_and_dfblocks_are_the_identity():
     assert torch.allclose(out, F.leaky_relu(F.leaky_relu(x, 0.2), 0.2)) and state == "state"
 
 
-def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry):
-    torch.manual_seed(0)
+@pytest.mark.numerics
+def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, numerics_seed, claim):
+    torch.manual_seed(numerics_seed)
     model = build(registry, "dfgan", "tiny")
-    batch = tiny_batch(4)
-    optimizer = torch.optim.Adam(model.discriminator_parameters(), lr=4e-4, betas=(0.0, 0.9))
-    before = d_loss(model, batch)
-    for _ in range(30):
-        d_update(model, batch, optimizer)
-    after = d_loss(model, batch)
-    assert after < before - 0.5, (before, after)
+    batch = tiny_batch(4, seed=numerics_seed)
+    # the bound is half the smallest fall measured: 0.49-1.49 over seeds 0-9 x 5 settings, 1.06-1.30 at seed 0; a setting alone moved it 0.45 (docs/measurements.md)
+    claim.above("D-loss fall in 30 steps", d_loss_fall(model, batch, 30, seed=100 + numerics_seed), 0.2)
 
 
 def test_d_step_terms_and_g_step_reuse_the_d_step_fakes(registry):

@@ -22,7 +22,7 @@ from t2igan.nn.clip_gan import DeepFusion
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 from t2igan.text.clip import build_clip
 from t2igan.train.trainer import Trainer, TrainerConfig
-from tests.models.conftest import d_loss, d_update
+from tests.models.conftest import d_loss_fall
 
 Layout = dict[str, tuple[int, ...]]
 
@@ -385,15 +385,13 @@ def test_generate_clamps_the_unbounded_output(registry, tiny_clip):
     assert torch.allclose(out, raw.clamp(-1, 1), atol=1e-4)
 
 
-def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, tiny_clip):
-    torch.manual_seed(4)
+@pytest.mark.numerics
+def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, tiny_clip, numerics_seed, claim):
+    torch.manual_seed(numerics_seed)
     model = build(registry, "galip", "tiny", tiny_clip)
-    batch = clip_batch(tiny_clip, seed=4)
-    optimizer = torch.optim.Adam(model.discriminator_parameters(), lr=4e-4, betas=(0.0, 0.9))
-    before = d_loss(model, batch)
-    for _ in range(25):
-        d_update(model, batch, optimizer)
-    assert d_loss(model, batch) < before - 0.1
+    batch = clip_batch(tiny_clip, seed=numerics_seed)
+    # the bound is half the smallest fall measured: 1.44-1.92 over seeds 0-9 x 5 settings; a setting alone moved it 0.04 (docs/measurements.md)
+    claim.above("D-loss fall in 25 steps", d_loss_fall(model, batch, 25, seed=100 + numerics_seed), 0.7)
 
 
 class FixedSource:

@@ -36,6 +36,7 @@ def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("model_name", ["dfgan", "ratgan"])
 def test_channels_last_computes_what_nchw_computes(registry, tmp_path, model_name):
     for step in ("d_step", "g_step"):

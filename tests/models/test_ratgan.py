@@ -12,7 +12,7 @@ from plugins.ratgan.convert import convert_official, load_official, to_official
 from plugins.ratgan.networks import RecurrentAffineBlock
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn import count_parameters
-from tests.models.conftest import build, d_loss, d_update, official_to_random, tiny_batch
+from tests.models.conftest import build, d_loss_fall, d_update, official_to_random, tiny_batch
 
 # Official NetG (LSTM counted once) and NetD (COND_DNET inside) at NF 64: models.md §3 "Parameter counts".
 OFFICIAL_G, OFFICIAL_D = 38_091_658, 80_379_526
@@ -208,16 +208,13 @@ def test_d_step_is_two_optimiser_steps_and_the_penalty_sees_the_updated_d(regist
     )
 
 
-def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry):
-    torch.manual_seed(0)
+@pytest.mark.numerics
+def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, numerics_seed, claim):
+    torch.manual_seed(numerics_seed)
     model = build(registry, "ratgan", "tiny")
-    batch = tiny_batch(4)
-    optimizer = torch.optim.Adam(model.discriminator_parameters(), lr=4e-4, betas=(0.0, 0.9))
-    before = d_loss(model, batch)
-    for _ in range(25):
-        d_update(model, batch, optimizer)
-    after = d_loss(model, batch)
-    assert after < before - 0.25, (before, after)
+    batch = tiny_batch(4, seed=numerics_seed)
+    # the bound is half the smallest fall measured: 0.57-1.51 over seeds 0-9 x 5 settings, 1.09-1.26 at seed 0; a setting alone moved it 0.41 (docs/measurements.md)
+    claim.above("D-loss fall in 25 steps", d_loss_fall(model, batch, 25, seed=100 + numerics_seed), 0.25)
 
 
 def test_attention_head_normalises_by_the_sum_and_trains(registry):

@@ -17,7 +17,7 @@ from t2igan.nn.clip_gan import BatchSequenceAffine, BatchSequenceFusion, ConvShu
 from t2igan.nn.shuffle_attention import ShuffleAttention
 from t2igan.registry import PluginInfo, PluginLoader
 from t2igan.text.clip import build_clip
-from tests.models.conftest import d_loss, d_update
+from tests.models.conftest import d_loss_fall
 from tests.models.test_galip import (
     OFFICIAL_C,
     OFFICIAL_D,
@@ -165,15 +165,13 @@ def test_shuffle_attention_ablation_drops_only_the_attention(registry, tiny_clip
     assert torch.isfinite(ablated.g_step(batch)["loss"])
 
 
-def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, tiny_clip):
-    torch.manual_seed(4)
+@pytest.mark.numerics
+def test_d_steps_lower_the_d_loss_on_a_fixed_batch(registry, tiny_clip, numerics_seed, claim):
+    torch.manual_seed(numerics_seed)
     model = build(registry, "ratlip", "tiny", tiny_clip)
-    batch = clip_batch(tiny_clip, seed=4)
-    optimizer = torch.optim.Adam(model.discriminator_parameters(), lr=4e-4, betas=(0.0, 0.9))
-    before = d_loss(model, batch)
-    for _ in range(25):
-        d_update(model, batch, optimizer)
-    assert d_loss(model, batch) < before - 0.1
+    batch = clip_batch(tiny_clip, seed=numerics_seed)
+    # the bound is half the smallest fall measured: 1.38-1.75 over seeds 0-9 x 5 settings; a setting alone moved it 0.003 (docs/measurements.md)
+    claim.above("D-loss fall in 25 steps", d_loss_fall(model, batch, 25, seed=100 + numerics_seed), 0.6)
     losses = model.g_step(batch)
     assert torch.isfinite(losses["loss"]) and set(losses) == {"loss", "adversarial", "clip_similarity"}
 

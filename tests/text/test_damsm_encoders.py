@@ -36,14 +36,6 @@ INCEPTION_TRUNK = (
 ).split()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def vocab():
     return Vocabulary.build(CAPTIONS)

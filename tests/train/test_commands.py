@@ -68,6 +68,7 @@ def test_the_same_seed_trains_the_same_weights_on_cpu(trained, tmp_path):
         assert main([*args, "--seed", str(seed), "--out", str(out)]) == 0
         return read_checkpoint(out / "train" / "final.pt")["states"]["model"]
 
+    # exact between runs at one thread count and kernel set: these three run in this process
     first, again, other = weights(0), weights(0), weights(1)
     assert first.keys() == again.keys() == other.keys()
     assert all(torch.equal(first[k], again[k]) for k in first)

@@ -34,7 +34,8 @@ def final_weights(trainer):
 
 def interrupted_then_resumed(tmp_path, arrange, error_match=None):
     """An uninterrupted 14-step run, and one that `arrange(model)` makes stop early, then resumed in a
-    fresh Trainer: returns (resumed_from, whether the resumed weights equal the uninterrupted ones)."""
+    fresh Trainer: returns (resumed_from, whether the resumed weights equal the uninterrupted ones).
+    Exact within one thread count and kernel set, which both runs share here: they run in this process."""
     torch.manual_seed(0)
     straight = Trainer(ToyGAN(), ToySource(), config(tmp_path / "a", 14))
     straight.fit()
