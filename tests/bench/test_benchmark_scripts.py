@@ -6,6 +6,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -38,3 +40,26 @@ def test_easydict_standin_survives_a_second_official_import(monkeypatch):
         sys.modules.pop("easydict", None)
         if saved is not None:
             sys.modules["easydict"] = saved
+
+
+def test_numerics_spread_gives_each_claims_worst_margin_and_what_rounding_alone_moved(monkeypatch):
+    spread = _load("numerics_spread", monkeypatch)
+
+    def entry(seed, value, capability, threads):
+        return {
+            "test": "tests/models/test_x.py::test_d", "claim": "fall", "value": value, "bound": 0.5,
+            "sense": ">", "margin": value - 0.5, "seed": seed, "threads": threads,
+            "capability": capability, "onednn_isa": "",
+        }  # fmt: skip
+
+    entries = [
+        entry(0, 1.2, "AVX2", 1),
+        entry(0, 1.0, "DEFAULT", 2),
+        entry(1, 0.7, "AVX2", 1),
+        entry(1, 0.8, "DEFAULT", 2),
+    ]
+    (row,) = spread.spread_rows(entries)
+    assert row["file"] == "models/test_x.py" and row["bound"] == "> 0.5" and row["range"] == "0.7 – 1.2"
+    assert row["worst margin"] == pytest.approx(0.2) and row["rounding"] == pytest.approx(0.2)
+    assert (row["seeds"], row["settings"]) == (2, 2)
+    assert "| models/test_x.py | fall | > 0.5 | 0.7 – 1.2 | 0.2 | 0.2 | 2 | 2 |" in spread.markdown([row])
