@@ -9,11 +9,12 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from t2igan import __version__
-from t2igan.errors import T2IGanError
+from t2igan.errors import T2IGanError, T2IGanWarning
 
 
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
@@ -372,7 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings as one line that names the command; a library's as Python shows it."""
+    stream = file or sys.stderr
+    if issubclass(category, T2IGanWarning):
+        stream.write(f"t2igan: warning: {message}\n")
+    else:
+        stream.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `bench --nproc` relaunches it

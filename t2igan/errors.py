@@ -10,6 +10,10 @@ class T2IGanError(Exception):
     """Base class of every error the CLI reports as one clean line instead of a traceback."""
 
 
+class T2IGanWarning(UserWarning):
+    """Base class of the warnings written by t2igan itself: the CLI shows each as one line."""
+
+
 class UnknownNameError(T2IGanError, KeyError):
     """A name that no plugin registered."""
 

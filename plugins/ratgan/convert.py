@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from t2igan.errors import T2IGanError
+from t2igan.errors import T2IGanError, T2IGanWarning
 from t2igan.nn.interfaces import GANModel
 from t2igan.weights import check_state_dict_keys, load_state_dict_file
 
@@ -134,6 +134,7 @@ def _fill_unused(out: StateDict, affines_per_block: int, source: str) -> None:
         warnings.warn(
             f"{source}: {len(filled)} keys of layers the forward never uses were absent and are "
             f"filled with zeros (e.g. {filled[0]})",
+            T2IGanWarning,
             stacklevel=3,
         )
 

@@ -4,8 +4,10 @@ against their official `*_val256_FIDK0.npz`)."""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 from scipy import linalg
 from torch import Tensor
 
-from t2igan.errors import ConfigError, T2IGanError
+from t2igan.errors import ConfigError, T2IGanError, T2IGanWarning
 from t2igan.metrics.context import EvalBatch, EvalContext, FeatureBank, cached_reference, extract_all
 from t2igan.metrics.inception import FeatureExtractor, build_extractor, check_mode
 from t2igan.metrics.stats_cache import StatsKey
@@ -52,6 +54,71 @@ def frechet_distance(
             )
         covmean = covmean.real
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+class SingularCovarianceWarning(T2IGanWarning):
+    """A Fréchet distance that is approximate: too few images, or an inaccurate matrix square root."""
+
+
+SQRTM_TOLERANCE = 1e-6  # relative residual of sqrt(S1 S2) above which a distance is called approximate
+
+
+def covariance_rank(n_fake: int, n_real: int | None, dims: int) -> dict[str, int] | None:
+    """The ranks the sample counts allow the two covariances (n vectors give at most n − 1), when either
+    is below the feature dimension; None when both can be of full rank (official statistics: n_real None)."""
+    fake, real = min(n_fake - 1, dims), dims if n_real is None else min(n_real - 1, dims)
+    return None if fake == real == dims else {"fake": fake, "real": real, "dims": dims}
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    # each distance runs inside catch_warnings, which resets Python's own once-per-place memory
+    warnings.warn(message, SingularCovarianceWarning, stacklevel=3)
+
+
+def checked_frechet(
+    metric: str,
+    distance: Callable[[], float],
+    sigmas: tuple[np.ndarray, np.ndarray],
+    n_fake: int,
+    n_real: int | None,
+) -> tuple[float, dict[str, Any]]:
+    """Run a Fréchet distance; say in provenance, and once in our words, when the number is approximate.
+
+    scipy's sqrtm warns "Matrix is singular" whenever S1 S2 is, which tells a user nothing about the
+    number: a dead feature (a ReLU unit at zero on every image) makes it singular, yet the root is still
+    exact to rounding. So the root's relative residual is measured then, and the distance is called
+    approximate only when that residual is large or when there are fewer images than dimensions.
+    Returns the value and the provenance fields `covariance_rank` and `sqrtm_residual`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        value = distance()
+    singular = False
+    for w in caught:
+        if issubclass(w.category, linalg.LinAlgWarning):
+            singular = True
+        else:  # anything else is passed on as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    residual = None
+    if singular:
+        product = sigmas[0].dot(sigmas[1])
+        with warnings.catch_warnings(), np.errstate(all="ignore"):  # a root with no finite value: nan
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            root = linalg.sqrtm(product)
+            residual = float(np.linalg.norm(root.dot(root) - product) / max(np.linalg.norm(product), 1e-300))
+    rank = covariance_rank(n_fake, n_real, len(sigmas[0]))
+    if rank is not None:
+        _warn_once(
+            f"{metric}: fewer images than feature dimensions, so the covariances are rank-deficient and the "
+            "Fréchet distance is approximate: compare it only with values at the same image counts "
+            "(provenance: covariance_rank)"
+        )
+    if residual is not None and not residual <= SQRTM_TOLERANCE:
+        _warn_once(
+            f"{metric}: the square root of the covariance product is inaccurate, so the Fréchet distance is "
+            "approximate (provenance: sqrtm_residual)"
+        )
+    return value, {"covariance_rank": rank, "sqrtm_residual": residual}
 
 
 def fid_from_statistics(
@@ -212,12 +279,11 @@ class FIDMetric:
             arrays, hit = real_reference(self.context, self.extractor, self.name)
             real, n_real = (arrays["mu"], arrays["sigma"]), len(arrays["features"])
             extra = {"reference": "test split", "reference_cached": hit}
-        value = fid_from_statistics(info.mode, fake, real)
+        n_fake = len(self.bank.result()["pool"])
+        value, condition = checked_frechet(
+            "fid", lambda: fid_from_statistics(info.mode, fake, real), (fake[1], real[1]), n_fake, n_real
+        )
         provenance = make_provenance(
-            **info.provenance(),
-            n_real=n_real,
-            n_fake=len(self.bank.result()["pool"]),
-            seed=self.context.seed,
-            **extra,
+            **info.provenance(), n_real=n_real, n_fake=n_fake, seed=self.context.seed, **extra, **condition
         )
         return [MetricValue("fid", value, None, provenance, higher_is_better=False)]

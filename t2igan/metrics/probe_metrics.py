@@ -13,7 +13,7 @@ from torch import Tensor
 
 from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalBatch, EvalContext, cached_reference
-from t2igan.metrics.fid import feature_statistics, frechet_distance
+from t2igan.metrics.fid import checked_frechet, feature_statistics, frechet_distance
 from t2igan.metrics.probe import PROBE_VERSION, TrainedProbe, attribute_accuracy, confusion, encode_labels
 from t2igan.metrics.r_precision import record_attributes
 from t2igan.metrics.stats_cache import StatsKey
@@ -181,13 +181,16 @@ class ProbeFDMetric:
             return {"mu": mu, "sigma": sigma}
 
         real, hit = cached_reference(self.context, key, compute_real)
-        fake = feature_statistics(torch.cat(self.features))
-        value = frechet_distance(fake[0], fake[1], real["mu"], real["sigma"])
+        features = torch.cat(self.features)
+        fake = feature_statistics(features)
+        value, condition = checked_frechet(
+            self.name,
+            lambda: frechet_distance(fake[0], fake[1], real["mu"], real["sigma"]),
+            (fake[1], real["sigma"]),
+            len(features),
+            len(images),
+        )
         provenance = _probe_provenance(
-            probe,
-            self.context,
-            int(sum(len(f) for f in self.features)),
-            n_reference=len(images),
-            reference_cached=hit,
+            probe, self.context, len(features), n_reference=len(images), reference_cached=hit, **condition
         )
         return [MetricValue("probe_fd", value, None, provenance, higher_is_better=False)]

@@ -26,7 +26,7 @@ import torch
 
 from t2igan.atomic import write_json_atomic
 from t2igan.data.split import Split, canonical_json
-from t2igan.errors import ConfigError, T2IGanError
+from t2igan.errors import ConfigError, T2IGanError, T2IGanWarning
 from t2igan.nn.interfaces import TextEncoder
 from t2igan.paths import cache_root as default_cache_root
 from t2igan.weights import sha256_file
@@ -254,7 +254,9 @@ def _try_load(kind: str, path: Path, key: str, device: torch.device | str) -> Pr
         except (T2IGanError, RuntimeError, OSError, ValueError) as exc:
             problem = f"unreadable ({exc})"
     if problem is not None:
-        warnings.warn(f"cached {kind} encoder {path}: {problem}; pre-training it again", stacklevel=3)
+        warnings.warn(
+            f"cached {kind} encoder {path}: {problem}; pre-training it again", T2IGanWarning, stacklevel=3
+        )
         return None
     assert meta is not None
     return PretrainedEncoder(

@@ -68,3 +68,16 @@ def test_the_parser_offers_every_named_budget_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["short", "False"]
+
+
+def test_our_warnings_are_one_line_and_a_librarys_keep_their_form():
+    import io
+
+    from t2igan.cli import _show_warning
+    from t2igan.errors import T2IGanWarning
+
+    ours, theirs = io.StringIO(), io.StringIO()
+    _show_warning(T2IGanWarning("probe_fd: approximate"), T2IGanWarning, "/x/fid.py", 7, file=ours)
+    _show_warning(UserWarning("deprecated"), UserWarning, "/x/lib.py", 9, file=theirs, line="")
+    assert ours.getvalue() == "t2igan: warning: probe_fd: approximate\n"
+    assert theirs.getvalue() == "/x/lib.py:9: UserWarning: deprecated\n"

@@ -4,6 +4,8 @@ here are random, made by the tests (conftest.py), in the real key layouts."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,8 @@ from t2igan.metrics import inception
 from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample
 from t2igan.metrics.fid import (
     FIDMetric,
+    SingularCovarianceWarning,
+    checked_frechet,
     feature_statistics,
     fid_from_statistics,
     frechet_distance,
@@ -54,6 +58,67 @@ def test_frechet_distance_of_every_mode_matches_a_direct_computation():
     for mode in ("standard", "clean", "paper"):
         assert fid_from_statistics(mode, stats_a, stats_b) == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert frechet_distance(*stats_a, *stats_a) == pytest.approx(0.0, abs=1e-6)
+
+
+def _checked(metric, a, b, n_real="same"):
+    """checked_frechet on two feature sets, with every warning it gives."""
+    from t2igan.metrics import fid
+
+    fid._warn_once.cache_clear()  # once per process: each case here starts afresh
+    stats_a, stats_b = feature_statistics(a), feature_statistics(b)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value, condition = checked_frechet(
+            metric,
+            lambda: frechet_distance(*stats_a, *stats_b),
+            (stats_a[1], stats_b[1]),
+            len(a),
+            len(b) if n_real == "same" else n_real,
+        )
+    return value, condition, caught
+
+
+def test_an_approximate_frechet_distance_is_said_once_in_our_words_and_recorded():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(60, 12)), rng.normal(size=(50, 12))
+    value, condition, caught = _checked("probe_fd", a, b)
+    assert not caught and condition == {"covariance_rank": None, "sqrtm_residual": None}
+    assert value == pytest.approx(frechet_distance(*feature_statistics(a), *feature_statistics(b)))
+    assert _checked("fid", a, b, n_real=None)[1]["covariance_rank"] is None  # official statistics: full rank
+    # 8 and 10 vectors in 12 dimensions: covariances of rank 7 and 9
+    _, condition, caught = _checked("probe_fd", a[:8], b[:10])
+    assert [w.category for w in caught] == [SingularCovarianceWarning]  # scipy's LinAlgWarning stays inside
+    assert "probe_fd: fewer images than feature dimensions" in str(caught[0].message)
+    assert condition["covariance_rank"] == {"fake": 7, "real": 9, "dims": 12}
+    # a dead feature (a ReLU unit at zero on every image) makes the product singular, but the root is
+    # exact to rounding: recorded, not warned about
+    dead_a, dead_b = np.maximum(a, 0), np.maximum(b, 0)
+    dead_a[:, 3] = dead_b[:, 3] = 0.0
+    value, condition, caught = _checked("probe_fd", dead_a, dead_b)
+    assert not caught and condition["covariance_rank"] is None
+    assert condition["sqrtm_residual"] is not None and condition["sqrtm_residual"] < 1e-9
+    assert value == pytest.approx(direct_frechet(dead_a, dead_b), rel=1e-7)
+
+
+def test_an_inaccurate_square_root_is_warned_about():
+    from scipy.linalg import LinAlgWarning
+
+    from t2igan.metrics import fid
+
+    fid._warn_once.cache_clear()
+    nilpotent = np.array([[0.0, 1.0], [0.0, 0.0]])  # has no square root
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, condition = checked_frechet(
+            "fid",
+            lambda: warnings.warn("singular", LinAlgWarning, stacklevel=1) or 1.0,
+            (nilpotent, np.eye(2)),
+            10,
+            10,
+        )
+    assert [w.category for w in caught] == [SingularCovarianceWarning]
+    assert "square root of the covariance product is inaccurate" in str(caught[0].message)
+    assert not condition["sqrtm_residual"] <= 1e-6  # large, or not a number
 
 
 def test_standard_features_equal_torch_fidelity_on_saved_pngs(fidelity_weights, tmp_path):
