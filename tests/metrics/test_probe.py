@@ -68,6 +68,7 @@ def test_probe_learns_the_attributes(probe, data, claim):
     _, (images, labels) = data
     accuracy = probe.accuracy(images, labels)
     assert set(accuracy) == set(ATTRIBUTES)
+    # 0.958-1 over seeds 0-9 x 5 settings; a setting alone moved it by 2 of the 120 images (docs/measurements.md)
     claim.above("lowest attribute accuracy", min(accuracy.values()), 0.9)
     claim.below("final / first loss", probe.stats["final_loss"] / probe.stats["first_loss"], 1 / 3)
     assert probe.stats["images_per_second"] > 0 and probe.stats["images"] == 640

@@ -34,6 +34,7 @@ def trained(squares_train, squares_test, numerics_seed):
 def test_pretraining_lowers_the_loss_and_beats_chance(trained, squares_test, claim):
     text, image, vocab, stats = trained
     assert stats.steps == 4 * (96 // 16) and len(stats.epoch_losses) == 4 and stats.seconds > 0
+    # over seeds 0-9 x 5 settings the ratio is 0.30-0.40 and top-1 is 9-13x chance (docs/measurements.md)
     claim.below("last / first epoch loss", stats.epoch_losses[-1] / stats.epoch_losses[0], 0.6)
     assert {"red", "yellow", "top", "left"} <= set(vocab.words)
     assert not text.training and not image.training
