@@ -16,7 +16,7 @@ from typing import Any
 from t2igan.atomic import write_json_atomic
 from t2igan.errors import T2IGanError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: FID's text `reference` became `reference_source` (`reference` is a number)
 STATUS_FINISHED, STATUS_FAILED, STATUS_RUNNING = "finished", "failed", "running"
 
 COST_MODE = "cost"  # provenance mode of the measured costs (parameters, times): columns after the metrics
@@ -63,8 +63,12 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "record") -> RunRecord:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise T2IGanError(f"{source}: schema_version {version!r}, this t2igan reads {SCHEMA_VERSION}")
+        if version == 1:
+            data = _from_version_1(data)
+        elif version != SCHEMA_VERSION:
+            raise T2IGanError(
+                f"{source}: schema_version {version!r}, this t2igan reads 1 and {SCHEMA_VERSION}"
+            )
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         try:
@@ -72,6 +76,17 @@ class RunRecord:
             return cls(**values)
         except TypeError as exc:
             raise T2IGanError(f"{source}: malformed run record ({exc})") from exc
+
+
+def _from_version_1(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A version-1 record in version 2: FID kept what its statistics came from in `reference`."""
+    metrics = []
+    for metric in data.get("metrics", []):
+        provenance = dict(metric.get("provenance") or {})
+        if metric.get("name") == "fid" and isinstance(provenance.get("reference"), str):
+            provenance["reference_source"] = provenance.pop("reference")
+        metrics.append({**metric, "provenance": provenance})
+    return {**data, "metrics": metrics, "schema_version": SCHEMA_VERSION}
 
 
 def dataset_dir(out: str | os.PathLike, dataset: str) -> Path:

@@ -17,23 +17,10 @@ import pandas as pd
 from t2igan.atomic import write_json_atomic, write_text_atomic
 from t2igan.bench.records import COST_MODE, STATUS_FINISHED, RunRecord, iter_records, split_identity
 from t2igan.errors import T2IGanError
+from t2igan.metrics.values import MAPPING, OWN_REFERENCE, PROVENANCE_FIELDS
 
-PROVENANCE_COLUMNS = (
-    "backend",
-    "backend_version",
-    "extractor",
-    "extractor_sha256",
-    "resize",
-    "mode",
-    "n_real",
-    "n_fake",
-    "seed",
-    "stand_in",
-    "weights_note",
-    "chance",  # what a generator that ignores the text scores (probe: share of the commonest stated value)
-    "reference",  # what real test images score (the probe's own accuracy)
-    "min_accuracy",  # the probe's acceptance threshold on real test images (0.95 unless a plan lowers it)
-)
+# The provenance the report reads: every declared field that is one number, text or flag.
+PROVENANCE_COLUMNS = tuple(key for key, declared in PROVENANCE_FIELDS.items() if declared.kind != MAPPING)
 PROBE_MIN_ACCURACY = 0.95  # below this a probe's numbers are marked in every table (issue: ≥ 0.95)
 CAVEAT_MARK = "†"
 
@@ -174,9 +161,21 @@ def wide_table(
 
 
 def value_caveats(part: pd.DataFrame) -> list[str]:
-    """Why the values of one cell must not be read as the real thing: stand-in (random or substitute)
-    weights, or a probe accepted below the 0.95 real-image accuracy the metric asks for."""
+    """Why the values of one cell must not be read as the real thing: a paper-mode FID against our own
+    statistics, stand-in (random or substitute) weights, or a probe accepted below the 0.95 real-image
+    accuracy the metric asks for."""
     caveats: list[str] = []
+    own = part.iloc[0:0]
+    if {"prov_mode", "prov_reference_source"} <= set(part.columns):
+        paper_fid = (part["metric"] == "fid") & (part["prov_mode"] == "paper")
+        own = part[paper_fid & (part["prov_reference_source"] == OWN_REFERENCE)]
+    if not own.empty:
+        hashes = sorted({str(h)[:12] for h in own["prov_reference_stats_sha256"].dropna()})
+        caveats.append(
+            "against t2igan's own statistics of the test split"
+            + (f" (sha256 {', '.join(hashes)})" if hashes else "")
+            + ", not the paper's official statistics file (give it with --fid-reference)"
+        )
     if "prov_stand_in" in part and part["prov_stand_in"].eq(True).any():
         notes = sorted({str(n) for n in part.get("prov_weights_note", pd.Series(dtype=object)).dropna() if n})
         caveats.append("stand-in weights" + (f" ({'; '.join(notes)})" if notes else ""))

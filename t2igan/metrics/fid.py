@@ -5,6 +5,7 @@ against their official `*_val256_FIDK0.npz`)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from t2igan.errors import ConfigError, T2IGanError, T2IGanWarning
 from t2igan.metrics.context import EvalBatch, EvalContext, FeatureBank, cached_reference, extract_all
 from t2igan.metrics.inception import FeatureExtractor, build_extractor, check_mode
 from t2igan.metrics.stats_cache import StatsKey
-from t2igan.metrics.values import MetricValue, make_provenance
+from t2igan.metrics.values import OWN_REFERENCE, MetricValue, make_provenance
 from t2igan.weights import sha256_file
 
 
@@ -61,6 +62,14 @@ class SingularCovarianceWarning(T2IGanWarning):
 
 
 SQRTM_TOLERANCE = 1e-6  # relative residual of sqrt(S1 S2) above which a distance is called approximate
+
+
+def statistics_sha256(mu: np.ndarray, sigma: np.ndarray) -> str:
+    """One hash of reference statistics (float64 mu, then sigma), whatever file or pass they came from."""
+    digest = hashlib.sha256()
+    for array in (mu, sigma):
+        digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    return digest.hexdigest()
 
 
 def covariance_rank(n_fake: int, n_real: int | None, dims: int) -> dict[str, int] | None:
@@ -274,11 +283,12 @@ class FIDMetric:
             path = Path(self.config["reference_npz"])
             real = load_reference_npz(path, dims=len(fake[0]))
             n_real = None
-            extra = {"reference": str(path), "reference_sha256": sha256_file(path)}
+            extra = {"reference_source": str(path), "reference_sha256": sha256_file(path)}
         else:
             arrays, hit = real_reference(self.context, self.extractor, self.name)
             real, n_real = (arrays["mu"], arrays["sigma"]), len(arrays["features"])
-            extra = {"reference": "test split", "reference_cached": hit}
+            extra = {"reference_source": OWN_REFERENCE, "reference_cached": hit}
+        extra["reference_stats_sha256"] = statistics_sha256(*real)
         n_fake = len(self.bank.result()["pool"])
         value, condition = checked_frechet(
             "fid", lambda: fid_from_statistics(info.mode, fake, real), (fake[1], real[1]), n_fake, n_real

@@ -9,22 +9,77 @@ from typing import Any
 
 from t2igan.errors import T2IGanError
 
-# The keys every value's provenance has (None when not applicable); the report reads these columns.
-PROVENANCE_KEYS = (
-    "backend",
-    "backend_version",
-    "extractor",
-    "extractor_sha256",
-    "resize",
-    "n_real",
-    "n_fake",
-    "seed",
-    "mode",
-    "protocol",
-    "quick",
-    "weights_note",
-    "stand_in",
-)
+# What a provenance value may be. A field is one kind by declaration, so nothing downstream (the
+# report, a reader of results.csv) has to guess whether `reference` is a score or a file name.
+NUMBER, COUNT, TEXT, FLAG, MAPPING = "number", "count", "text", "flag", "mapping"
+_KIND_CHECKS = {
+    NUMBER: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    COUNT: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    TEXT: lambda v: isinstance(v, str),
+    FLAG: lambda v: isinstance(v, bool),
+    MAPPING: lambda v: isinstance(v, dict),
+}
+
+
+@dataclass(frozen=True)
+class ProvenanceField:
+    kind: str
+    always: bool = False  # every value's provenance holds it (None where it does not apply)
+
+
+# Every field a built-in metric writes; docs/records.md says what each means. A plugin metric may add
+# fields of its own, which are kept but not read by the report.
+PROVENANCE_FIELDS: dict[str, ProvenanceField] = {
+    "backend": ProvenanceField(TEXT, always=True),
+    "backend_version": ProvenanceField(TEXT, always=True),
+    "extractor": ProvenanceField(TEXT, always=True),
+    "extractor_sha256": ProvenanceField(TEXT, always=True),
+    "resize": ProvenanceField(TEXT, always=True),
+    "n_real": ProvenanceField(COUNT, always=True),
+    "n_fake": ProvenanceField(COUNT, always=True),
+    "seed": ProvenanceField(COUNT, always=True),
+    "mode": ProvenanceField(TEXT, always=True),
+    "protocol": ProvenanceField(TEXT, always=True),
+    "quick": ProvenanceField(FLAG, always=True),
+    "weights_note": ProvenanceField(TEXT, always=True),
+    "stand_in": ProvenanceField(FLAG, always=True),
+    "reference": ProvenanceField(NUMBER),  # what real test images score
+    "chance": ProvenanceField(NUMBER),  # what an answer that ignores the text scores
+    "reference_source": ProvenanceField(TEXT),  # FID: what the real statistics come from
+    "reference_sha256": ProvenanceField(TEXT),  # of the statistics file given
+    "reference_stats_sha256": ProvenanceField(TEXT),  # of the statistics themselves (mu, sigma)
+    "reference_cached": ProvenanceField(FLAG),
+    "reference_pairs": ProvenanceField(COUNT),
+    "n_reference": ProvenanceField(COUNT),
+    "feature": ProvenanceField(TEXT),
+    "covariance_rank": ProvenanceField(MAPPING),
+    "sqrtm_residual": ProvenanceField(NUMBER),
+    "kid_subsets": ProvenanceField(COUNT),
+    "kid_subset_size": ProvenanceField(COUNT),
+    "is_splits": ProvenanceField(COUNT),
+    "prc_neighborhood": ProvenanceField(COUNT),
+    "probe_accuracy": ProvenanceField(MAPPING),
+    "min_accuracy": ProvenanceField(NUMBER),
+    "confusion": ProvenanceField(MAPPING),
+    "scale": ProvenanceField(TEXT),
+    "mismatch": ProvenanceField(TEXT),
+    "candidates": ProvenanceField(COUNT),
+    "folds": ProvenanceField(COUNT),
+    "note": ProvenanceField(TEXT),
+}
+OWN_REFERENCE = "test split"  # `reference_source` of FID statistics computed by t2igan from the test images
+PROVENANCE_KEYS = tuple(key for key, declared in PROVENANCE_FIELDS.items() if declared.always)
+
+
+def check_provenance(provenance: Mapping[str, Any], metric: str = "a metric") -> None:
+    """Refuse a declared field holding a value of another kind (None is always allowed)."""
+    for key, value in provenance.items():
+        declared = PROVENANCE_FIELDS.get(key)
+        if declared is not None and value is not None and not _KIND_CHECKS[declared.kind](value):
+            raise T2IGanError(
+                f"provenance {key!r} of {metric}: expected a {declared.kind}, got {type(value).__name__} "
+                f"{value!r}"
+            )
 
 
 def make_provenance(**fields: Any) -> dict[str, Any]:
@@ -44,6 +99,9 @@ class MetricValue:
     std: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     higher_is_better: bool | None = None
+
+    def __post_init__(self) -> None:
+        check_provenance(self.provenance, self.name)  # every value, built-in or a plugin's, on creation
 
     def as_dict(self) -> dict[str, Any]:
         """The fields of `t2igan.bench.records.MetricRecord`, ready for a run record."""

@@ -55,3 +55,19 @@ def test_git_state_names_only_the_checkout_t2igan_is_at_the_top_of(tmp_path):
     inside = tmp_path / "venv" / "lib" / "site-packages"  # an installed copy inside another repository
     inside.mkdir(parents=True)
     assert _git_state(inside) == (None, None)
+
+
+def test_a_version_1_record_is_read_with_fids_source_of_statistics_moved(tmp_path):
+    data = RunRecord("plan", "cub", "dfgan", 0, status="finished").as_dict()
+    data["schema_version"] = 1
+    data["metrics"] = [
+        {"name": "fid", "value": 20.0, "provenance": {"mode": "paper", "reference": "test split"}},
+        {"name": "probe_colour", "value": 0.9, "provenance": {"mode": "probe", "reference": 0.99}},
+    ]
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(data))
+    record = read_record(path)
+    assert record.schema_version == SCHEMA_VERSION == 2
+    fid, probe = (m.provenance for m in record.metrics)
+    assert fid == {"mode": "paper", "reference_source": "test split"}
+    assert probe["reference"] == 0.99  # a number stays where it was

@@ -285,7 +285,7 @@ def test_paper_fid_against_an_official_npz(torchvision_weights, tmp_path):
     _feed(from_npz, fake)
     [a], [b] = from_images.compute(), from_npz.compute()
     assert a.value > 0.1 and b.value == pytest.approx(a.value, rel=1e-9)
-    assert b.provenance["reference"] == str(npz) and b.provenance["n_real"] is None
+    assert b.provenance["reference_source"] == str(npz) and b.provenance["n_real"] is None
     assert b.provenance["mode"] == "paper" and len(b.provenance["reference_sha256"]) == 64
     bad = tmp_path / "bad.npz"
     np.savez(bad, mean=mu)
