@@ -107,3 +107,20 @@ def test_metrics_refuse_modes_they_do_not_exist_in(standard64):
         KIDMetric({"mode": "paper"}, EvalContext())
     with pytest.raises(ConfigError, match="'is' needs the Inception logits"):
         _run(ISMetric, {"extractor": standard64})
+
+
+def test_the_inception_score_splits_follow_the_protocols_seed(fidelity_weights):
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    extractor = build_extractor("standard", fidelity_weights, feature="2048")
+    fake = fake_images(12)
+    logits = extractor.extract(fake)["logits"]
+    config = {"extractor": extractor, "splits": 3}
+    for seed in (100, 7):
+        [score] = _run(ISMetric, config, fake=fake, seed=seed)
+        expected = isc_features_to_metric(logits, splits=3, shuffle=True, rng_seed=seed)
+        assert score.value == pytest.approx(expected["inception_score_mean"], rel=1e-9)
+        assert score.provenance["seed"] == seed
+    # torch-fidelity's own default seed (2020) would split these 12 images otherwise
+    default = isc_features_to_metric(logits, splits=3, shuffle=True, rng_seed=2020)["inception_score_mean"]
+    assert _run(ISMetric, config, fake=fake, seed=100)[0].value != pytest.approx(default, rel=1e-9)
