@@ -4,6 +4,7 @@ a Fréchet distance (`probe_fd`). Refused when its own accuracy on real test ima
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -166,6 +167,16 @@ class TrainedProbe:
     @property
     def attributes(self) -> list[str]:
         return list(self.vocab)
+
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        """The probe's identity in provenance: sha256 over its weights (each tensor's name, dtype, shape and
+        bytes, by name), the same for a probe just trained and one read back from its file."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def _batched(self, images: Any, fn: Callable[[Tensor], Any], batch_size: int, device: Any) -> list[Any]:
         self.model.eval().to(device)

@@ -4,6 +4,8 @@ accuracy on the real test images is below its threshold."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +16,14 @@ from torch import Tensor
 from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalBatch, EvalContext, cached_reference
 from t2igan.metrics.fid import checked_frechet, feature_statistics, frechet_distance
-from t2igan.metrics.probe import PROBE_VERSION, TrainedProbe, attribute_accuracy, confusion, encode_labels
+from t2igan.metrics.probe import (
+    MISSING,
+    PROBE_VERSION,
+    TrainedProbe,
+    attribute_accuracy,
+    confusion,
+    encode_labels,
+)
 from t2igan.metrics.r_precision import record_attributes
 from t2igan.metrics.stats_cache import StatsKey
 from t2igan.metrics.values import MetricValue, make_provenance
@@ -55,6 +64,32 @@ def chance_level(targets: Sequence[Mapping[str, Any]], name: str) -> float:
     return float(counts.max() / len(stated))
 
 
+JOINT_CHANCE_LIMIT = 1_000_000  # constant answers tried at most (`shapes`: about 30,000)
+
+
+def joint_chance(encoded: Mapping[str, Tensor], sizes: Mapping[str, int], mask: Tensor) -> float | None:
+    """What a generator that ignores the text scores all-correct on the images of `mask`: the share its
+    best constant answer (one value per attribute) gets entirely right. Found by trying every constant
+    answer: the most common value of each attribute on its own can miss the best joint one. None when
+    there are more than JOINT_CHANCE_LIMIT answers to try."""
+    names = [n for n in sizes if (encoded[n][mask] != MISSING).any()]
+    if not names or not bool(mask.any()):
+        return None
+    targets = np.stack([encoded[n][mask].numpy() for n in names], axis=1)  # (images, attributes)
+    if math.prod(sizes[n] for n in names) > JOINT_CHANCE_LIMIT:
+        return None
+    answers = np.array(list(itertools.product(*(range(sizes[n]) for n in names))))
+    best = 0
+    for start in range(0, len(answers), 4096):
+        chunk = answers[start : start + 4096]
+        right = np.ones((len(targets), len(chunk)), dtype=bool)
+        for column in range(len(names)):
+            stated = targets[:, column : column + 1]
+            right &= (stated == MISSING) | (stated == chunk[None, :, column])
+        best = max(best, int(right.sum(axis=0).max()))
+    return best / len(targets)
+
+
 def validated_probe(context: EvalContext, metric: str) -> TrainedProbe:
     """The context's probe, validated once on the real test images and refused below min_accuracy."""
     probe: TrainedProbe = context.encoder("probe", metric)
@@ -75,7 +110,7 @@ def _probe_provenance(probe: TrainedProbe, context: EvalContext, n_fake: int, **
         backend="t2igan-probe",
         backend_version=str(PROBE_VERSION),
         extractor=f"probe:{probe.config.arch}",
-        extractor_sha256=probe.key,
+        extractor_sha256=probe.weights_sha256,
         resize=f"bilinear antialias to {probe.config.image_size}",
         mode="probe",
         n_real=probe.stats.get("validation_images"),
@@ -116,8 +151,21 @@ class ProbeMetric:
         targets = probe_targets(self.context.records, self.samples, self.config.get("stated"))
         encoded = encode_labels(targets, probe.vocab)
         result = attribute_accuracy(predicted, encoded)
+        # the real-image ceiling: the real test image of each sample, against the same stated attributes
+        real = probe.predict(self.context.require_real_images(self.name), device=self.context.device)
+        index = torch.tensor([s.image_index for s in self.samples])
+        ceiling = attribute_accuracy({name: value[index] for name, value in real.items()}, encoded)
+        sizes = {name: len(values) for name, values in probe.vocab.items()}
         provenance = _probe_provenance(probe, self.context, len(self.samples))
-        values = [MetricValue("probe", result["all_correct"], None, provenance, higher_is_better=True)]
+        headline = {
+            "reference": ceiling["all_correct"],
+            "chance": joint_chance(encoded, sizes, result["known_mask"]),
+        }
+        values = [
+            MetricValue(
+                "probe", result["all_correct"], None, {**provenance, **headline}, higher_is_better=True
+            )
+        ]
         for name, accuracy in result["per_attribute"].items():
             if np.isnan(accuracy):  # no caption stated this attribute: nothing to score
                 continue
@@ -135,16 +183,34 @@ class ProbeMetric:
                 mask = mask & result["known_mask"]
                 if mask.any():
                     rate = float(result["all_correct_mask"][mask].float().mean())
+                    levels = {
+                        "n_fake": int(mask.sum()),
+                        "reference": float(ceiling["all_correct_mask"][mask].float().mean()),
+                        "chance": joint_chance(encoded, sizes, mask),
+                    }
                     values.append(
                         MetricValue(
-                            f"probe_{label}",
-                            rate,
-                            None,
-                            {**provenance, "n_fake": int(mask.sum())},
-                            higher_is_better=True,
+                            f"probe_{label}", rate, None, {**provenance, **levels}, higher_is_better=True
                         )
                     )
         return values
+
+
+def real_floor(features: Tensor, seed: int) -> float:
+    """The distance between two random halves of the real test images: what images exactly like the
+    real ones score, at half the count (the distance's bias grows as counts fall, so at the full count a
+    perfect generator scores somewhat below it)."""
+    order = np.random.default_rng(seed).permutation(len(features))
+    half = len(features) // 2
+    first, second = feature_statistics(features[order[:half]]), feature_statistics(features[order[half:]])
+    value, _ = checked_frechet(
+        "probe_fd floor",
+        lambda: frechet_distance(*first, *second),
+        (first[1], second[1]),
+        half,
+        len(features) - half,
+    )
+    return value
 
 
 class ProbeFDMetric:
@@ -172,13 +238,14 @@ class ProbeFDMetric:
             str(PROBE_VERSION),
             f"probe:{probe.config.arch}",
             probe.key,
-            "penultimate",
+            f"penultimate, real-real floor at seed {self.context.seed}",
             len(images),
         )
 
         def compute_real() -> dict[str, np.ndarray]:
-            mu, sigma = feature_statistics(probe.features(images, device=self.context.device))
-            return {"mu": mu, "sigma": sigma}
+            features = probe.features(images, device=self.context.device)
+            mu, sigma = feature_statistics(features)
+            return {"mu": mu, "sigma": sigma, "floor": np.array(real_floor(features, self.context.seed))}
 
         real, hit = cached_reference(self.context, key, compute_real)
         features = torch.cat(self.features)
@@ -191,6 +258,12 @@ class ProbeFDMetric:
             len(images),
         )
         provenance = _probe_provenance(
-            probe, self.context, len(features), n_reference=len(images), reference_cached=hit, **condition
+            probe,
+            self.context,
+            len(features),
+            n_reference=len(images),
+            reference_cached=hit,
+            reference=float(real["floor"]),
+            **condition,
         )
         return [MetricValue("probe_fd", value, None, provenance, higher_is_better=False)]

@@ -20,7 +20,7 @@ from t2igan.metrics.probe import (
     scalar_attributes,
     train_probe,
 )
-from t2igan.metrics.probe_metrics import ProbeFDMetric, ProbeMetric, chance_level
+from t2igan.metrics.probe_metrics import ProbeFDMetric, ProbeMetric, chance_level, joint_chance
 
 from .conftest import synthetic_shapes
 
@@ -79,11 +79,19 @@ def test_probe_metric_scores_images_against_their_captions(probe, data, claim):
     _, (images, labels) = data
     values = _run(ProbeMetric, probe, (images, labels), images)
     claim.above("all-correct on real images", values["probe"].value, 0.9)
+    # the headline carries its levels as the per-attribute values do: the real images are their own ceiling
+    headline = values["probe"].provenance
+    assert headline["reference"] == values["probe"].value and 0 < headline["chance"] < 0.5
+    for part in ("probe_heldout", "probe_seen"):
+        assert values[part].provenance["reference"] == values[part].value
+        assert 0 < values[part].provenance["chance"] < 1
     assert {f"probe_{a}" for a in ATTRIBUTES} <= set(values) and {"probe_heldout", "probe_seen"} <= set(
         values
     )
     assert values["probe"].provenance["probe_accuracy"] == probe.validation
-    assert values["probe"].provenance["extractor_sha256"] == probe.key
+    # the probe is named by its weights: the same after a round trip through its file, another for other weights
+    assert values["probe"].provenance["extractor_sha256"] == probe.weights_sha256
+    assert len(probe.weights_sha256) == 64 and probe.weights_sha256 != probe.key
     assert values["probe"].provenance["min_accuracy"] == probe.config.min_accuracy
     colour = values["probe_colour"].provenance  # the levels a reader needs beside the number
     colours = [lab["colour"] for lab in labels]  # the commonest colour's share: a text-blind constant answer
@@ -120,6 +128,24 @@ def test_chance_is_the_best_constant_answer_over_the_stated_targets():
     assert np.isnan(chance_level([{"count": None}], "count"))
 
 
+def test_all_correct_chance_is_the_best_joint_constant_answer():
+    # attribute a in {x, y}, b in {p, q}; MISSING where a caption does not state it. The most common value
+    # of each alone (a=y, b=p) gets 2 of 6 all right; the best joint answers (x, p) and (y, q) get 3.
+    x, y, p, q = 0, 1, 0, 1
+    encoded = {
+        "a": torch.tensor([x, x, y, y, y, MISSING]),
+        "b": torch.tensor([p, p, q, q, MISSING, p]),
+    }
+    everything = torch.ones(6, dtype=torch.bool)
+    assert joint_chance(encoded, {"a": 2, "b": 2}, everything) == pytest.approx(3 / 6)
+    first_two = torch.tensor([True, True, False, False, False, False])
+    assert joint_chance(encoded, {"a": 2, "b": 2}, first_two) == 1.0
+    # an attribute nobody states is free, and an image that states nothing is right for any answer
+    only_b = {"a": torch.full((6,), MISSING), "b": encoded["b"]}
+    assert joint_chance(only_b, {"a": 2, "b": 2}, everything) == pytest.approx(4 / 6)
+    assert joint_chance(encoded, {"a": 2, "b": 2}, torch.zeros(6, dtype=torch.bool)) is None
+
+
 def test_confusion_counts_each_stated_value_as_drawn():
     values = ["1", "2", "3"]
     target = torch.tensor([0, 1, 1, 2, 2, MISSING, UNSEEN])
@@ -134,10 +160,13 @@ def test_confusion_counts_each_stated_value_as_drawn():
 
 def test_probe_fd_separates_real_from_noise(probe, data):
     _, (images, labels) = data
-    same = _run(ProbeFDMetric, probe, (images, labels), images)["probe_fd"].value
+    same = _run(ProbeFDMetric, probe, (images, labels), images)["probe_fd"]
     noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
     other = _run(ProbeFDMetric, probe, (images, labels), noise)["probe_fd"].value
-    assert abs(same) < 1e-3 * other and other > 1.0
+    assert abs(same.value) < 1e-3 * other and other > 1.0
+    # the real-versus-real floor: two halves of the real images, far below noise and above the same set
+    floor = same.provenance["reference"]
+    assert abs(same.value) < floor < 0.5 * other
 
 
 def test_a_weak_probe_is_refused(data):
