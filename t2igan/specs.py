@@ -123,6 +123,9 @@ class ModelSpec:
     description: str = ""
     url: str = ""
     paper_results: tuple[PaperResult, ...] = ()
+    # Metrics whose quantity the model's own loss optimises under its text encoder (GALIP and RATLIP: the
+    # CLIP similarity behind `clip_score`); a table scoring it under the same encoder says so.
+    optimises: tuple[str, ...] = ()
     # convert(path_or_state, model=None) -> {"generator": sd, "discriminator": sd, ...}: one official release
     # file (or its loaded dict) mapped onto our modules; `model` is the built model the states are for (a
     # converter reads layout facts from it, e.g. RAT-GAN's affines per block). None when none was released.
@@ -146,6 +149,9 @@ class ModelSpec:
             )
         object.__setattr__(self, "presets", _freeze(presets))
         object.__setattr__(self, "paper_results", tuple(self.paper_results))
+        if isinstance(self.optimises, str) or not all(isinstance(m, str) and m for m in self.optimises):
+            raise RegistrationError(f"model {self.name!r}: optimises must be a tuple of metric names")
+        object.__setattr__(self, "optimises", tuple(self.optimises))
 
     def preset(self, name: str | None = None) -> Preset:
         from t2igan.errors import UnknownNameError

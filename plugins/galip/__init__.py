@@ -20,6 +20,7 @@ MODEL_SPEC = ModelSpec(
     description=presets.DESCRIPTION,
     url=presets.URL,
     paper_results=presets.PAPER_RESULTS,
+    optimises=("clip_score",),  # its generator loss adds the CLIP cosine similarity of image and caption
     convert=convert_official,
 )
 

@@ -53,6 +53,7 @@ class RunRecord:
     metrics: list[MetricRecord] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "metric", "value"}]
     paper_results: list[dict[str, Any]] = field(default_factory=list)
+    optimises: list[str] = field(default_factory=list)  # metrics the model's loss optimises (its spec)
     started: float | None = None
     finished: float | None = None
     schema_version: int = SCHEMA_VERSION

@@ -357,6 +357,29 @@ def paper_lookup(records: list[RunRecord]) -> dict[tuple[str, str, str], dict[st
     return found
 
 
+def optimised_notes(records: list[RunRecord], results: pd.DataFrame) -> list[str]:
+    """A note under a metric that some models optimise during training, where they were scored with the
+    same encoder they trained against (its weights' sha256): the number favours them over the others."""
+    trained_on: dict[tuple[str, str, str], set[str]] = {}  # (dataset, metric, encoder sha256) -> models
+    for record in records:
+        sha = (record.text_encoder or {}).get("weights_sha256")
+        for metric in record.optimises if sha else ():
+            trained_on.setdefault((record.dataset, metric, sha), set()).add(record.model_name or record.model)
+    if not trained_on or results.empty or "prov_extractor_sha256" not in results.columns:
+        return []
+    notes = []
+    scored = results.dropna(subset=["metric"]).drop_duplicates(["dataset", "metric", "prov_extractor_sha256"])
+    for _, row in scored.sort_values(["dataset", "metric"]).iterrows():
+        models = trained_on.get((row["dataset"], row["metric"], row["prov_extractor_sha256"]))
+        if models:
+            notes.append(
+                f"{row['dataset']}/{row['metric']}: {', '.join(sorted(models))} optimise this score's quantity "
+                f"while training, under the same encoder (sha256 {str(row['prov_extractor_sha256'])[:12]}), as "
+                "their own papers' protocol does; it favours them over models that do not"
+            )
+    return notes
+
+
 def reference_notes(results: pd.DataFrame) -> list[str]:
     """One line per dataset giving chance and real-image levels where metrics carry them, so that a number
     such as a colour accuracy of 0.4 can be read (chance 0.167, real images 0.990)."""
@@ -387,7 +410,7 @@ def build_report(root: str | Path, write: bool = True) -> Report:
         raise T2IGanError(f"{root}: no record.json found under it (has a bench run written there?)")
     results = results_frame(records)
     table, notes = wide_table(results, paper_lookup(records))
-    notes += caveat_notes(table) + reference_notes(results)
+    notes += caveat_notes(table) + reference_notes(results) + optimised_notes(records, results)
     report = Report(results, table, notes)
     if write:
         _write_outputs(root, report, records)

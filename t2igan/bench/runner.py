@@ -264,6 +264,7 @@ class BenchRunner:
         record.model_name, record.preset = resolved.spec.name, resolved.preset.name
         record.config = resolved.config
         record.paper_results = [vars(r) for r in resolved.spec.paper_results]
+        record.optimises = list(resolved.spec.optimises)
         record.split = data.split_info()
         protocol = data.protocol(self.plan.protocol)
         record.protocol = {

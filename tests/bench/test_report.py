@@ -267,3 +267,17 @@ def test_stand_in_weights_and_a_lowered_probe_threshold_mark_their_columns(tmp_p
     clip_title = next(t for t in titles if "clip_score vs inference cost" in t)
     assert "† stand-in weights (random CLIP)" in clip_title
     assert not any("†" in t for t in titles if "fid vs inference cost" in t)
+
+
+def test_a_score_that_some_models_optimise_under_the_same_encoder_is_noted(tmp_path):
+    clip, other_clip = "c" * 64, "e" * 64
+    for model, optimises, encoder in (("galip", ["clip_score"], clip), ("dfgan", [], "d" * 64)):
+        record = make_record(model, 0, 30.0, 0.6)
+        record.optimises, record.text_encoder = optimises, {"name": "clip", "weights_sha256": encoder}
+        for name, sha in (("clip_score", clip), ("clip_score_second", other_clip)):
+            provenance = {"backend": "open_clip", "mode": "clean", "extractor_sha256": sha}
+            record.metrics.append(MetricRecord(name, 0.3, None, True, provenance))
+        write_record(run_dir(tmp_path, "shapes", model, 0), record)
+    notes = [n for n in build_report(tmp_path).notes if "optimise" in n]
+    assert len(notes) == 1 and notes[0].startswith("shapes/clip_score: galip optimise this score's quantity")
+    assert f"sha256 {clip[:12]}" in notes[0]  # under another CLIP (the second column) it is a fair score
