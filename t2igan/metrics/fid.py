@@ -36,7 +36,8 @@ def frechet_distance(
     mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
 ) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)) with scipy's sqrtm; when the product is singular
-    (non-finite root), eps on the diagonals (the computation in DF-GAN/GALIP code/lib/modules.py)."""
+    (non-finite root), eps on the diagonals: the computation of DF-GAN/GALIP code/lib/modules.py and of
+    clean-fid's cleanfid/fid.py, the paper and clean modes' distance."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
@@ -142,10 +143,8 @@ def fid_from_statistics(
             {"mu": fake[0], "sigma": fake[1]}, {"mu": real[0], "sigma": real[1]}, verbose=False
         )
         return float(result[KEY_METRIC_FID])
-    if mode == "clean":
-        from cleanfid.fid import frechet_distance as cleanfid_frechet
-
-        return float(cleanfid_frechet(fake[0], fake[1], real[0], real[1]))
+    # clean-fid's Fréchet distance is this same computation, but calls sqrtm with `disp`, which scipy
+    # deprecates (1.16) and removes (1.18), and prints to stdout when the root is not finite
     return frechet_distance(fake[0], fake[1], real[0], real[1])
 
 

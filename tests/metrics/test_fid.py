@@ -60,6 +60,18 @@ def test_frechet_distance_of_every_mode_matches_a_direct_computation():
     assert frechet_distance(*stats_a, *stats_a) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_clean_mode_distance_is_clean_fids_own_bit_for_bit():
+    from cleanfid.fid import frechet_distance as cleanfid_frechet  # needs scipy < 1.18 (its sqrtm `disp`)
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(80, 16)), rng.normal(0.2, 1.1, size=(70, 16))
+    stats_a, stats_b = feature_statistics(a), feature_statistics(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs = float(cleanfid_frechet(*stats_a, *stats_b))
+    assert fid_from_statistics("clean", stats_a, stats_b) == theirs
+
+
 def _checked(metric, a, b, n_real="same"):
     """checked_frechet on two feature sets, with every warning it gives."""
     from t2igan.metrics import fid
