@@ -124,3 +124,20 @@ def test_the_inception_score_splits_follow_the_protocols_seed(fidelity_weights):
     # torch-fidelity's own default seed (2020) would split these 12 images otherwise
     default = isc_features_to_metric(logits, splits=3, shuffle=True, rng_seed=2020)["inception_score_mean"]
     assert _run(ISMetric, config, fake=fake, seed=100)[0].value != pytest.approx(default, rel=1e-9)
+
+
+def test_precision_recall_in_blocks_equal_the_full_matrices():
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    from t2igan.metrics.kid_is_pr import precision_recall
+
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(300, 32, generator=g), torch.randn(260, 32, generator=g) * 1.2 + 0.1
+    full = prc_features_to_metric(
+        fake, real, prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=False, verbose=False
+    )
+    blocked = precision_recall(fake, real, 3, block=64)  # 5 blocks of generated, 5 of real rows
+    assert blocked == {
+        "precision": full["precision"], "recall": full["recall"], "prc_f_score": full["f_score"]
+    }  # fmt: skip
+    assert 0 < blocked["precision"] < 1 and 0 < blocked["recall"] < 1
