@@ -165,17 +165,19 @@ def value_caveats(part: pd.DataFrame) -> list[str]:
     statistics, stand-in (random or substitute) weights, or a probe accepted below the 0.95 real-image
     accuracy the metric asks for."""
     caveats: list[str] = []
-    own = part.iloc[0:0]
     if {"prov_mode", "prov_reference_source"} <= set(part.columns):
-        paper_fid = (part["metric"] == "fid") & (part["prov_mode"] == "paper")
-        own = part[paper_fid & (part["prov_reference_source"] == OWN_REFERENCE)]
-    if not own.empty:
-        hashes = sorted({str(h)[:12] for h in own["prov_reference_stats_sha256"].dropna()})
-        caveats.append(
-            "against t2igan's own statistics of the test split"
-            + (f" (sha256 {', '.join(hashes)})" if hashes else "")
-            + ", not the paper's official statistics file (give it with --fid-reference)"
-        )
+        own = part[
+            (part["metric"] == "fid")
+            & (part["prov_mode"] == "paper")
+            & (part["prov_reference_source"] == OWN_REFERENCE)
+        ]
+        if not own.empty:
+            hashes = sorted({str(h)[:12] for h in own["prov_reference_stats_sha256"].dropna()})
+            caveats.append(
+                "against t2igan's own statistics of the test split"
+                + (f" (sha256 {', '.join(hashes)})" if hashes else "")
+                + ", not the paper's official statistics file (give it with --fid-reference)"
+            )
     if "prov_stand_in" in part and part["prov_stand_in"].eq(True).any():
         notes = sorted({str(n) for n in part.get("prov_weights_note", pd.Series(dtype=object)).dropna() if n})
         caveats.append("stand-in weights" + (f" ({'; '.join(notes)})" if notes else ""))

@@ -8,7 +8,7 @@ import functools
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +88,14 @@ def _warn_once(message: str) -> None:
 
 def checked_frechet(
     metric: str,
-    distance: Callable[[], float],
-    sigmas: tuple[np.ndarray, np.ndarray],
+    fake: tuple[np.ndarray, np.ndarray],
+    real: tuple[np.ndarray, np.ndarray],
     n_fake: int,
     n_real: int | None,
+    mode: str = "paper",
 ) -> tuple[float, dict[str, Any]]:
-    """Run a Fréchet distance; say in provenance, and once in our words, when the number is approximate.
+    """The Fréchet distance of two (mu, sigma) pairs as `mode` computes it (`fid_from_statistics`); says in
+    provenance, and once in our words, when the number is approximate.
 
     scipy's sqrtm warns "Matrix is singular" whenever S1 S2 is, which tells a user nothing about the
     number: a dead feature (a ReLU unit at zero on every image) makes it singular, yet the root is still
@@ -102,7 +104,7 @@ def checked_frechet(
     Returns the value and the provenance fields `covariance_rank` and `sqrtm_residual`."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", linalg.LinAlgWarning)
-        value = distance()
+        value = fid_from_statistics(mode, fake, real)
     singular = False
     for w in caught:
         if issubclass(w.category, linalg.LinAlgWarning):
@@ -111,12 +113,12 @@ def checked_frechet(
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     residual = None
     if singular:
-        product = sigmas[0].dot(sigmas[1])
+        product = fake[1].dot(real[1])
         with warnings.catch_warnings(), np.errstate(all="ignore"):  # a root with no finite value: nan
             warnings.simplefilter("ignore", linalg.LinAlgWarning)
             root = linalg.sqrtm(product)
             residual = float(np.linalg.norm(root.dot(root) - product) / max(np.linalg.norm(product), 1e-300))
-    rank = covariance_rank(n_fake, n_real, len(sigmas[0]))
+    rank = covariance_rank(n_fake, n_real, len(fake[0]))
     if rank is not None:
         _warn_once(
             f"{metric}: fewer images than feature dimensions, so the covariances are rank-deficient and the "
@@ -289,9 +291,7 @@ class FIDMetric:
             extra = {"reference_source": OWN_REFERENCE, "reference_cached": hit}
         extra["reference_stats_sha256"] = statistics_sha256(*real)
         n_fake = len(self.bank.result()["pool"])
-        value, condition = checked_frechet(
-            "fid", lambda: fid_from_statistics(info.mode, fake, real), (fake[1], real[1]), n_fake, n_real
-        )
+        value, condition = checked_frechet("fid", fake, real, n_fake, n_real, info.mode)
         provenance = make_provenance(
             **info.provenance(), n_real=n_real, n_fake=n_fake, seed=self.context.seed, **extra, **condition
         )

@@ -161,6 +161,7 @@ class TrainedProbe:
     stats: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     validation: dict[str, float] | None = None
+    real_predictions: dict[str, Tensor] | None = field(default=None, repr=False)  # of the validation images
     weights_note: str = "trained by t2igan on shapes"
     stand_in: bool = False
 
@@ -204,7 +205,9 @@ class TrainedProbe:
 
     def validate(self, images: Any, labels: Labels, device: Any = "cpu") -> dict[str, float]:
         """Accuracy on real test images, kept with the probe and checked by `require_valid`."""
-        self.validation = self.accuracy(images, labels, device)
+        self.real_predictions = self.predict(images, device=device)
+        encoded = encode_labels(labels, self.vocab)
+        self.validation = attribute_accuracy(self.real_predictions, encoded)["per_attribute"]
         return self.validation
 
     def require_valid(self) -> None:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalBatch, EvalContext, cached_reference
-from t2igan.metrics.fid import checked_frechet, feature_statistics, frechet_distance
+from t2igan.metrics.fid import checked_frechet, feature_statistics
 from t2igan.metrics.probe import (
     MISSING,
     PROBE_VERSION,
@@ -152,7 +152,10 @@ class ProbeMetric:
         encoded = encode_labels(targets, probe.vocab)
         result = attribute_accuracy(predicted, encoded)
         # the real-image ceiling: the real test image of each sample, against the same stated attributes
-        real = probe.predict(self.context.require_real_images(self.name), device=self.context.device)
+        images = self.context.require_real_images(self.name)
+        real = probe.real_predictions  # made by the validation on these images, unless they differ
+        if real is None or len(next(iter(real.values()))) != len(images):
+            real = probe.predict(images, device=self.context.device)
         index = torch.tensor([s.image_index for s in self.samples])
         ceiling = attribute_accuracy({name: value[index] for name, value in real.items()}, encoded)
         sizes = {name: len(values) for name, values in probe.vocab.items()}
@@ -203,14 +206,7 @@ def real_floor(features: Tensor, seed: int) -> float:
     order = np.random.default_rng(seed).permutation(len(features))
     half = len(features) // 2
     first, second = feature_statistics(features[order[:half]]), feature_statistics(features[order[half:]])
-    value, _ = checked_frechet(
-        "probe_fd floor",
-        lambda: frechet_distance(*first, *second),
-        (first[1], second[1]),
-        half,
-        len(features) - half,
-    )
-    return value
+    return checked_frechet("probe_fd floor", first, second, half, len(features) - half)[0]
 
 
 class ProbeFDMetric:
@@ -251,11 +247,7 @@ class ProbeFDMetric:
         features = torch.cat(self.features)
         fake = feature_statistics(features)
         value, condition = checked_frechet(
-            self.name,
-            lambda: frechet_distance(fake[0], fake[1], real["mu"], real["sigma"]),
-            (fake[1], real["sigma"]),
-            len(features),
-            len(images),
+            self.name, fake, (real["mu"], real["sigma"]), len(features), len(images)
         )
         provenance = _probe_provenance(
             probe,
