@@ -181,7 +181,7 @@ def test_resize_and_center_crop_matches_torchvision(size, target):
 
 
 def test_an_image_replaced_under_its_name_makes_the_cache_stale(cub_tree):
-    from tests.data.conftest import write_jpeg
+    from tests.layouts import write_jpeg
 
     split = load_cub_split(cub_tree.root, "test")
     first = ensure_image_cache(split, 16, progress=False)

@@ -55,7 +55,7 @@ def test_check_notes_caption_files_longer_than_used(cub_tree):
 
 
 def test_check_warns_of_unofficial_counts_and_of_images_in_both_splits(cub_tree):
-    from tests.data.conftest import write_filenames
+    from tests.layouts import write_filenames
 
     report = check_dataset("cub", cub_tree.root)
     assert report.ok  # a usable tree: warnings do not fail the check

@@ -11,8 +11,7 @@ import pytest
 
 from t2igan.data.safe_pickle import UnsafePickleError, safe_load, safe_loads
 from t2igan.errors import T2IGanError
-
-from .conftest import py2_class_info_bytes
+from tests.layouts import py2_class_info_bytes
 
 
 class _RunsShell:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,52 +13,21 @@ import torch
 from torch import nn
 
 from t2igan.nn.interfaces import TextFeatures
+from tests.standins import write_cleanfid_inception, write_fidelity_inception, write_torchvision_inception
 
 RANDOM_NOTE = "random weights (test)"
-
-
-def _kaiming(module: nn.Module, seed: int) -> None:
-    """Random weights that keep activations O(1) through the network (BN left at identity statistics)."""
-    generator = torch.Generator().manual_seed(seed)
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            fan_in = layer.weight[0].numel()
-            with torch.no_grad():
-                layer.weight.copy_(
-                    torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5
-                )
-                if layer.bias is not None:
-                    layer.bias.zero_()
 
 
 @pytest.fixture(scope="session")
 def fidelity_weights(tmp_path_factory) -> Path:
     """Random weights in torch-fidelity's Inception key layout (test only, not the real TF-FID weights)."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    with (
-        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None),
-        mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", return_value={}),
-    ):
-        model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    _kaiming(model, seed=1)
-    path = tmp_path_factory.mktemp("weights") / "inception" / "weights-inception-2015-12-05-6726825d.pth"
-    path.parent.mkdir(parents=True)
-    torch.save(model.state_dict(), path)
-    return path
+    return write_fidelity_inception(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="session")
 def torchvision_weights(tmp_path_factory) -> Path:
     """Random weights in torchvision's inception_v3 state-dict layout (with AuxLogits, as the release has)."""
-    from torchvision.models import Inception3
-
-    model = Inception3(num_classes=1000, aux_logits=True, transform_input=False, init_weights=False)
-    _kaiming(model, seed=2)
-    path = tmp_path_factory.mktemp("weights") / "inception" / "inception_v3_google-0cc3c7bd.pth"
-    path.parent.mkdir(parents=True)
-    torch.save(model.state_dict(), path)
-    return path
+    return write_torchvision_inception(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="session")
@@ -70,40 +38,16 @@ def standard64(fidelity_weights):
     return build_extractor("standard", fidelity_weights, feature="64")
 
 
-class CleanFidStandIn(nn.Module):
-    """The interface of clean-fid's TorchScript Inception (`layers` on (x-128)/128 at 299 px, and
-    `forward(x, return_features)`), with a few random layers instead of Inception."""
-
-    def __init__(self, out_channels: int = 128, grid: int = 4):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(3, out_channels, 9, stride=6), nn.ReLU(), nn.AdaptiveAvgPool2d(grid)
-        )
-
-    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-        return self.layers((x - 128) / 128).flatten(1)
-
-
-def make_clean_standin(folder: Path, out_channels: int, grid: int, seed: int = 3) -> Path:
-    torch.manual_seed(seed)
-    model = CleanFidStandIn(out_channels, grid).eval()
-    scripted = torch.jit.trace(model, torch.rand(1, 3, 299, 299) * 255)
-    path = folder / "inception-2015-12-05.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(path))
-    return path
-
-
 @pytest.fixture(scope="session")
 def clean_weights_2048(tmp_path_factory) -> Path:
     """A stand-in TorchScript file in clean-fid's interface with 2048 features (128 channels x 4 x 4)."""
-    return make_clean_standin(tmp_path_factory.mktemp("clean2048"), 128, 4)
+    return write_cleanfid_inception(tmp_path_factory.mktemp("clean2048"), 128, 4)
 
 
 @pytest.fixture(scope="session")
 def clean_weights_small(tmp_path_factory) -> Path:
     """The same interface with 32 features: small enough for a fast Fréchet distance."""
-    return make_clean_standin(tmp_path_factory.mktemp("clean32"), 8, 2)
+    return write_cleanfid_inception(tmp_path_factory.mktemp("clean32"), 8, 2)
 
 
 def real_images(count: int = 12, size: int = 32, seed: int = 0) -> np.ndarray:
