@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,61 @@ class WeightsRef:
     filename: str  # file name looked up under $T2IGAN_WEIGHTS, e.g. "damsm/text_encoder200.pth"
     flag: str = "--weights"  # the command-line flag / config key that sets an explicit path
     origin: str = ""  # where the official file is published, for the error message
+
+
+# The full sha256 of official files, where one is published: the clean-fid and torch-fidelity Inception
+# files as the libraries that pin them record it (docs/weights.md gives the sources), OpenAI's ViT-B/32 from
+# the path of its own download URL, torchvision's VGG16 as the DISTS metric pins it. Keyed by the file name
+# under $T2IGAN_WEIGHTS.
+OFFICIAL_SHA256: dict[str, str] = {
+    "inception/weights-inception-2015-12-05-6726825d.pth": (
+        "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+    ),
+    "inception/inception-2015-12-05.pt": "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4",
+    "clip/ViT-B-32.pt": "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+    "vgg16-397923af.pth": "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+}
+
+
+@dataclass(frozen=True)
+class WeightsCheck:
+    """Whether a file is the official one, by its content: `official` is True (its sha256 is the official
+    file's), False (it is not), or None (no sha256 of the official file is known to check against)."""
+
+    official: bool | None
+    note: str = ""
+
+    @property
+    def stand_in(self) -> bool:
+        """A number made with these weights is marked unless they are verified as the official file."""
+        return self.official is not True
+
+
+def check_official(ref: WeightsRef, sha256: str) -> WeightsCheck:
+    """Compare a file's sha256 with the official file's: the full sha256 where `OFFICIAL_SHA256` knows it,
+    else the sha256 prefix that torch.hub file names carry (`name-<prefix>.pth`, what torch.hub itself
+    checks on download), else unverifiable. Never by the file's name alone."""
+    short = sha256[:12]
+    full = OFFICIAL_SHA256.get(ref.filename)
+    if full is not None:
+        if sha256 == full:
+            return WeightsCheck(True)
+        return WeightsCheck(
+            False, f"not the official {ref.name} weights: sha256 {short}… is not {full[:12]}…"
+        )
+    match = re.search(r"-([a-f0-9]{8,})\.[a-z]+$", ref.filename)
+    if match is not None:
+        if sha256.startswith(match.group(1)):
+            return WeightsCheck(True)
+        return WeightsCheck(
+            False,
+            f"not the official {ref.name} weights: sha256 {short}… does not start with {match.group(1)}",
+        )
+    return WeightsCheck(
+        None,
+        f"{ref.name} weights not verified: sha256 {short}…, and no sha256 of the official "
+        f"{Path(ref.filename).name} is published to check it against",
+    )
 
 
 def weights_dirs() -> list[Path]:

@@ -102,13 +102,6 @@ class CLIPEncoderAdapter:
             "resize": "nearest (GALIP transf_to_CLIP_input)" if self.mode == "paper" else "bicubic antialias",
             **weights_provenance(self.encoder, self.config),
         }
-        if pretrained is not None and "weights_note" not in self.config:
-            # only OpenAI's ViT-B/32 is the encoder the papers' CLIP scores used
-            official = pretrained == "openai" and model == "ViT-B-32"
-            out["stand_in"] = not official
-            out["weights_note"] = (
-                "" if official else f"CLIP {model} with {pretrained} weights (not OpenAI ViT-B/32)"
-            )
         return out
 
 

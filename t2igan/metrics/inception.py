@@ -23,6 +23,7 @@ from t2igan.errors import ConfigError, T2IGanError
 from t2igan.metrics.images import to_float, to_uint8, to_uint8_nhwc
 from t2igan.weights import (
     WeightsRef,
+    check_official,
     check_state_dict_keys,
     load_state_dict_file,
     resolve_weights,
@@ -109,16 +110,6 @@ def resolve_inception_weights(mode: str, path: str | os.PathLike | None = None) 
         "paper": lambda: _hub_download(TORCHVISION_URL),
     }[mode]
     return resolve_weights(WEIGHTS_REFS[mode], path=path, download=download)
-
-
-def weights_check_note(mode: str, sha256: str) -> tuple[str, bool]:
-    """(note, stand_in): the official files' sha256 begins with the hash in their file name."""
-    match = re.search(r"-([a-f0-9]{8,})\.", WEIGHTS_REFS[mode].filename)
-    if match is None:
-        return "sha256 not checkable (the official file name carries no hash)", False
-    if sha256.startswith(match.group(1)):
-        return "", False
-    return f"not the official weights: sha256 {sha256[:12]}… does not start with {match.group(1)}", True
 
 
 def package_version(distribution: str) -> str:
@@ -347,7 +338,7 @@ def build_extractor(
     """The extractor of `mode` with resolved weights; `feature` picks the layer ("2048" by default).
 
     `weights_note`/`stand_in` label values made with random or stand-in weights; by default they come from
-    comparing the file's sha256 with the hash in the official file name.
+    comparing the file's sha256 with the official file's (`check_official`).
     """
     check_mode(mode)
     path = resolve_inception_weights(mode, weights)
@@ -361,7 +352,7 @@ def build_extractor(
         extractor = CleanFidInception(path, device)
     else:
         extractor = PaperInception(path, device, int(feature))
-    note, auto_stand_in = weights_check_note(mode, sha256)
+    check = check_official(WEIGHTS_REFS[mode], sha256)
     backend = BACKENDS[mode]
     extractor.info = ExtractorInfo(
         name=EXTRACTOR_NAMES[mode],
@@ -372,7 +363,7 @@ def build_extractor(
         sha256=sha256,
         resize=RESIZE_DESCRIPTIONS[mode],
         feature=feature,
-        weights_note=note if weights_note is None else weights_note,
-        stand_in=auto_stand_in if stand_in is None else bool(stand_in),
+        weights_note=check.note if weights_note is None else weights_note,
+        stand_in=check.stand_in if stand_in is None else bool(stand_in),
     )
     return extractor

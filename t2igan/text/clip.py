@@ -36,7 +36,9 @@ from t2igan.atomic import torch_save_atomic
 from t2igan.errors import ConfigError, T2IGanError, UnknownNameError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.weights import (
+    WeightsCheck,
     WeightsRef,
+    check_official,
     check_state_dict_keys,
     load_state_dict_file,
     resolve_weights,
@@ -169,6 +171,19 @@ class CLIPTextImageEncoder(TextEncoder):
             "image_size": self.image_size,
             "context_length": self.context_length,
         }
+
+    @property
+    def weights_check(self) -> WeightsCheck:
+        """Whether these are OpenAI's ViT-B/32 weights, the CLIP the papers' CLIP scores used, by sha256."""
+        return check_openai_vit_b_32(self.source)
+
+    @property
+    def stand_in(self) -> bool:
+        return self.weights_check.stand_in
+
+    @property
+    def weights_note(self) -> str:
+        return self.weights_check.note
 
     def freeze(self) -> CLIPTextImageEncoder:
         self.requires_grad_(False)
@@ -425,6 +440,17 @@ def openai_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------
 # Weights
+
+
+def check_openai_vit_b_32(source: CLIPSource) -> WeightsCheck:
+    """OpenAI's ViT-B/32 file is recognised by its sha256, whatever the file or the tag is called."""
+    if not source.weights_sha256:
+        return WeightsCheck(
+            False, f"CLIP {source.name} with {source.pretrained} weights (not OpenAI ViT-B/32)"
+        )
+    return check_official(
+        WeightsRef("clip", "OpenAI ViT-B/32", "openai", "clip/ViT-B-32.pt"), source.weights_sha256
+    )
 
 
 def clip_weights_ref(name: str, tag: str) -> WeightsRef:

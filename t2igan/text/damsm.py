@@ -37,7 +37,9 @@ from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.text.vocab import Vocabulary
 from t2igan.weights import (
+    WeightsCheck,
     WeightsRef,
+    check_official,
     check_state_dict_keys,
     load_state_dict_file,
     resolve_weights,
@@ -344,6 +346,17 @@ class DAMSMEncoders:
     stats: dict[str, Any] = field(default_factory=dict)
     text_file: Path | None = None
     image_file: Path | None = None
+    # official-layout files are checked against the released ones by sha256; a checkpoint of ours is itself
+    # the encoder its dataset's protocol names (`shapes`), so it is no stand-in
+    check: WeightsCheck = field(default_factory=lambda: WeightsCheck(True))
+
+    @property
+    def stand_in(self) -> bool:
+        return self.check.stand_in
+
+    @property
+    def weights_note(self) -> str:
+        return self.check.note
 
 
 def text_encoder_config(encoder: DAMSMTextEncoder) -> dict[str, Any]:
@@ -449,7 +462,22 @@ def load_damsm(
         image_raw = load_state_dict_file(image_file, what="DAMSM image encoder weights")
         image = _load_module(DAMSMImageEncoder, image_raw, str(image_file), device)
     config = {**text_encoder_config(text), **image_encoder_config({"image_encoder": "inception"}), "tag": tag}
-    return DAMSMEncoders(text.freeze(), _frozen(image), vocabulary, config, {}, text_file, image_file)
+    check = _official_check(tag, text_file, image_file)
+    return DAMSMEncoders(text.freeze(), _frozen(image), vocabulary, config, {}, text_file, image_file, check)
+
+
+def _official_check(tag: str, text_file: Path, image_file: Path | None) -> WeightsCheck:
+    """The released pair's check: a file that is not the released one makes the pair a stand-in."""
+    checks = [
+        check_official(damsm_weights_ref(tag, part), sha256_file(file))
+        for part, file in (("text", text_file), ("image", image_file))
+        if file is not None
+    ]
+    failed = [c for c in checks if c.official is not True]
+    if not failed:
+        return WeightsCheck(True)
+    official = False if any(c.official is False for c in failed) else None
+    return WeightsCheck(official, "; ".join(c.note for c in failed))
 
 
 def _frozen(module: nn.Module | None) -> nn.Module | None:

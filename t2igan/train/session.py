@@ -260,12 +260,18 @@ class TextEncoderPool:
                 "name": name,
                 "weights_file": str(pair.text_file),
                 "weights_sha256": sha,
-                "stand_in": False,
+                "stand_in": pair.stand_in,
+                "weights_note": pair.weights_note,
             }
         else:
             encoder = spec.build(config, context)
             metric_object = encoder
-            info = {"name": name, **_describe(encoder), "stand_in": False}
+            info = {
+                "name": name,
+                **_describe(encoder),
+                "stand_in": bool(getattr(encoder, "stand_in", False)),
+                "weights_note": str(getattr(encoder, "weights_note", "") or ""),
+            }
             sha = info.get("weights_sha256") or ""
         key = f"{name}-{(sha or 'unknown')[:16]}"
         return TextHandle(name, encoder.to(self.device), key, info, metric_object)

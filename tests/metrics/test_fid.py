@@ -184,7 +184,7 @@ def test_standard_fid_equals_torch_fidelity_calculate_metrics_and_numpy(
     prov = value.provenance
     assert prov["backend"] == "torch-fidelity" and prov["backend_version"] == torch_fidelity.__version__
     assert prov["n_real"] == 8 and prov["n_fake"] == 8 and prov["mode"] == "standard"
-    assert prov["stand_in"] is True and "not the official weights" in prov["weights_note"]
+    assert prov["stand_in"] is True and "not the official torch-fidelity weights" in prov["weights_note"]
     assert prov["extractor_sha256"] == inception.sha256_file(fidelity_weights)
 
 
