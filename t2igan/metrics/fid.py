@@ -38,6 +38,14 @@ def frechet_distance(
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)) with scipy's sqrtm; when the product is singular
     (non-finite root), eps on the diagonals: the computation of DF-GAN/GALIP code/lib/modules.py and of
     clean-fid's cleanfid/fid.py, the paper and clean modes' distance."""
+    return _frechet_with_root(mu1, sigma1, mu2, sigma2, eps)[0]
+
+
+def _frechet_with_root(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """`frechet_distance`, plus the product S1 S2 and scipy's root of it, so that a caller checking the
+    root's accuracy does not compute the same 2048 x 2048 root a second time."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
@@ -45,7 +53,8 @@ def frechet_distance(
             f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}"
         )
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    product = sigma1.dot(sigma2)
+    root = covmean = linalg.sqrtm(product)
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
@@ -55,7 +64,8 @@ def frechet_distance(
                 f"Fréchet distance: sqrt(S1 S2) has an imaginary component {np.max(np.abs(covmean.imag)):.3g}"
             )
         covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    value = float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return value, product, root
 
 
 class SingularCovarianceWarning(T2IGanWarning):
@@ -102,9 +112,13 @@ def checked_frechet(
     exact to rounding. So the root's relative residual is measured then, and the distance is called
     approximate only when that residual is large or when there are fewer images than dimensions.
     Returns the value and the provenance fields `covariance_rank` and `sqrtm_residual`."""
+    computed = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", linalg.LinAlgWarning)
-        value = fid_from_statistics(mode, fake, real)
+        if check_mode(mode) == "standard":
+            value = fid_from_statistics(mode, fake, real)
+        else:
+            value, *computed = _frechet_with_root(fake[0], fake[1], real[0], real[1])
     singular = False
     for w in caught:
         if issubclass(w.category, linalg.LinAlgWarning):
@@ -113,10 +127,12 @@ def checked_frechet(
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     residual = None
     if singular:
-        product = fake[1].dot(real[1])
         with warnings.catch_warnings(), np.errstate(all="ignore"):  # a root with no finite value: nan
             warnings.simplefilter("ignore", linalg.LinAlgWarning)
-            root = linalg.sqrtm(product)
+            if computed is None:  # torch-fidelity's computation keeps its root to itself
+                product = fake[1].dot(real[1])
+                computed = [product, linalg.sqrtm(product)]
+            product, root = computed
             residual = float(np.linalg.norm(root.dot(root) - product) / max(np.linalg.norm(product), 1e-300))
     rank = covariance_rank(n_fake, n_real, len(fake[0]))
     if rank is not None:

@@ -319,7 +319,8 @@ class Trainer:
             None if self.sample_text.words is None else self.sample_text.words.to(self.device),
             None if self.sample_text.mask is None else self.sample_text.mask.to(self.device),
         )
-        with seeded_rng(self.config.seed, self.device):  # the same grid whenever it is drawn
+        # the same grid whenever it is drawn; no graph is kept (64 images at 256 px would hold gigabytes)
+        with seeded_rng(self.config.seed, self.device), torch.no_grad():
             stages = self.model.generate_stages(self.sample_noise.to(self.device), text)
         self.model.train(was_training)
         path = self.out_dir / "samples" / f"{tag}.png"

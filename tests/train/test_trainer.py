@@ -188,3 +188,28 @@ def test_a_run_does_not_resume_with_another_text_encoder(tmp_path):
     ):
         trainer("b" * 64).fit()
     assert trainer("a" * 64).fit().resumed_from == 2
+
+
+def test_the_sample_grid_is_drawn_without_an_autograd_graph(tmp_path):
+    from t2igan.nn import TextFeatures
+
+    model = ToyGAN()
+    seen = []
+    original = model.generate_stages
+
+    def recording(noise, text):
+        seen.append(torch.is_grad_enabled())
+        return original(noise, text)
+
+    model.generate_stages = recording
+    noise = torch.randn(4, model.generator.noise_dim)
+    trainer = Trainer(
+        model,
+        ToySource(),
+        config(tmp_path, 2),
+        sample_text=TextFeatures(torch.randn(4, 4)),
+        sample_noise=noise,
+    )
+    trainer.fit()
+    assert seen and not any(seen)  # the grid's images need no graph: at 256 px it would hold gigabytes
+    assert (tmp_path / "samples" / "final.png").is_file()
