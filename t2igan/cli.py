@@ -223,7 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     budget.add_argument("--steps", type=int, default=None, help="train each run for N steps")
     budget.add_argument("--epochs", type=int, default=None, help="train each run for N epochs")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="training batch of every run (default: each preset's own; learning rates are not rescaled)",
+    )
     p.add_argument("--protocol", choices=("paper", "quick"), default=None, help="evaluation protocol")
+    p.add_argument(
+        "--eval-images",
+        type=int,
+        default=None,
+        help="score the first N images the protocol selects (values are labelled quick; default: all)",
+    )
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default=None)
     _add_inception_flags(p)
     p.add_argument("--out", default=None, help="output folder (default: runs/<plan name>)")
@@ -272,7 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default="standard")
     _add_inception_flags(p)
+    p.add_argument(
+        "--eval-images",
+        type=int,
+        default=None,
+        help="score the first N images the protocol selects (values are labelled quick; default: all)",
+    )
     p.add_argument("--out", default=None, help="write the values (JSON) here")
+    p.add_argument(
+        "--record",
+        default=None,
+        metavar="DIR",
+        help="(a checkpoint) also write a run record into DIR, as a bench does: `t2igan report DIR` then "
+        "tabulates it beside the paper's numbers",
+    )
     p.add_argument(
         "--plan", default=None, help="take the [encoders] and [probe] settings from this plan file"
     )

@@ -25,7 +25,9 @@ FLAG_FIELDS = (
     "budget",
     "steps",
     "epochs",
+    "batch_size",
     "protocol",
+    "eval_images",
     "fid_mode",
     "inception_weights",
     "out",
@@ -60,7 +62,11 @@ def emit_commands(plan: BenchPlan, nproc: int = 1, plan_file: str | None = None)
             parts += ["--epochs", str(budget.epochs)]
         else:
             parts += ["--budget", budget.name]
+        if plan.batch_size is not None:
+            parts += ["--batch-size", str(plan.batch_size)]
         parts += ["--protocol", plan.protocol, "--fid-mode", plan.fid_mode, "--out", str(plan.out)]
+        if plan.eval_images is not None:
+            parts += ["--eval-images", str(plan.eval_images)]
         if plan.inception_weights:
             parts += ["--inception-weights", plan.inception_weights]
         for name, npz in plan.fid_reference.items():

@@ -26,7 +26,9 @@ PLAN_FIELDS = (
     "budget",
     "steps",
     "epochs",
+    "batch_size",
     "protocol",
+    "eval_images",
     "fid_mode",
     "inception_weights",
     "fid_reference",
@@ -76,6 +78,8 @@ class BenchPlan:
     seeds: list[int]
     budget: Budget
     protocol: str = "paper"
+    batch_size: int | None = None  # every run's training batch; None: each preset's own
+    eval_images: int | None = None  # score only the first N images the protocol selects (labelled quick)
     fid_mode: str = "standard"
     inception_weights: str | None = None  # a local file of fid_mode's Inception (as --inception-weights)
     fid_reference: dict[str, str] = field(
@@ -146,6 +150,15 @@ def _positive(value: Any, flag: str) -> int:
     return number
 
 
+def _optional_positive(value: Any, key: str) -> int | None:
+    """A plan field that is a positive integer when given (named as its flag, `--batch-size`)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"--{key.replace('_', '-')} {value!r}: expected a positive integer")
+    return _positive(value, f"--{key.replace('_', '-')}")
+
+
 def _roots(value: Any, flag: str = "--root") -> dict[str, str]:
     """DATASET=PATH pairs, from a TOML table or from repeated flags."""
     if value is None:
@@ -208,6 +221,8 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         seeds=_seeds(fields.get("seeds")),
         budget=budget,
         protocol=protocol,
+        batch_size=_optional_positive(fields.get("batch_size"), "batch_size"),
+        eval_images=_optional_positive(fields.get("eval_images"), "eval_images"),
         fid_mode=fid_mode,
         inception_weights=None if not fields.get("inception_weights") else str(fields["inception_weights"]),
         fid_reference=fid_reference,

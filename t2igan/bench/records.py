@@ -54,6 +54,7 @@ class RunRecord:
     history: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "metric", "value"}]
     paper_results: list[dict[str, Any]] = field(default_factory=list)
     optimises: list[str] = field(default_factory=list)  # metrics the model's loss optimises (its spec)
+    checkpoint: dict[str, Any] = field(default_factory=dict)  # `t2igan eval --record`: the file scored
     started: float | None = None
     finished: float | None = None
     schema_version: int = SCHEMA_VERSION
@@ -88,6 +89,22 @@ def _from_version_1(data: Mapping[str, Any]) -> dict[str, Any]:
             provenance["reference_source"] = provenance.pop("reference")
         metrics.append({**metric, "provenance": provenance})
     return {**data, "metrics": metrics, "schema_version": SCHEMA_VERSION}
+
+
+PROTOCOL_KEYS = (
+    "images_per_caption",
+    "sample_times",
+    "batch_size",
+    "drop_last",
+    "max_images",
+    "seed",
+    "source",
+)
+
+
+def protocol_entry(protocol: Any) -> dict[str, Any]:
+    """A record's `protocol`: the name and every setting that changes which images are scored."""
+    return {"name": protocol.name, **{k: getattr(protocol, k) for k in PROTOCOL_KEYS}}
 
 
 def dataset_dir(out: str | os.PathLike, dataset: str) -> Path:

@@ -162,8 +162,8 @@ def wide_table(
 
 def value_caveats(part: pd.DataFrame) -> list[str]:
     """Why the values of one cell must not be read as the real thing: a paper-mode FID against our own
-    statistics, stand-in (random or substitute) weights, or a probe accepted below the 0.95 real-image
-    accuracy the metric asks for."""
+    statistics, fewer images than the protocol selects (quick), stand-in (random, substitute or unverified)
+    weights, or a probe accepted below the 0.95 real-image accuracy the metric asks for."""
     caveats: list[str] = []
     if {"prov_mode", "prov_reference_source"} <= set(part.columns):
         own = part[
@@ -178,6 +178,13 @@ def value_caveats(part: pd.DataFrame) -> list[str]:
                 + (f" (sha256 {', '.join(hashes)})" if hashes else "")
                 + ", not the paper's official statistics file (give it with --fid-reference)"
             )
+    if "prov_quick" in part and part["prov_quick"].eq(True).any():
+        counts = sorted({int(n) for n in pd.to_numeric(part.get("prov_n_fake"), errors="coerce").dropna()})
+        caveats.append(
+            "quick: scored on "
+            + (f"{', '.join(map(str, counts))} generated images" if counts else "a capped image count")
+            + ", not every image the protocol selects"
+        )
     if "prov_stand_in" in part and part["prov_stand_in"].eq(True).any():
         notes = sorted({str(n) for n in part.get("prov_weights_note", pd.Series(dtype=object)).dropna() if n})
         caveats.append("stand-in weights" + (f" ({'; '.join(notes)})" if notes else ""))

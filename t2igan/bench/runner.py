@@ -30,6 +30,7 @@ from t2igan.bench.records import (
     dataset_dir,
     environment,
     iter_records,
+    protocol_entry,
     read_record,
     run_dir,
     write_record,
@@ -146,7 +147,7 @@ class BenchRunner:
         previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
         say = _say if self.writer else _quiet
         if previous is not None:
-            self._check_same_measure(previous, folder)
+            self._check_same_measure(previous, folder, key)
         if previous is not None and previous.status == STATUS_FINISHED:
             say(f"{label}: finished earlier, skipped")
             return previous
@@ -197,7 +198,7 @@ class BenchRunner:
             "fid_reference": self.plan.fid_reference.get(dataset.split(":", 1)[0]),
         }
 
-    def _check_same_measure(self, previous: RunRecord, folder: Path) -> None:
+    def _check_same_measure(self, previous: RunRecord, folder: Path, key: RunKey) -> None:
         """A run already in the folder (finished: reused as this plan's result; unfinished: resumed) must
         have been made with this plan's budget and protocol; otherwise the table would mix them."""
         budget, differs = self.plan.budget, []
@@ -208,14 +209,36 @@ class BenchRunner:
             differs.append(f"{held['steps']} steps (this plan: {budget.steps})")
         elif budget.epochs is not None and held.get("epochs") not in (None, budget.epochs):
             differs.append(f"{held['epochs']} epochs (this plan: {budget.epochs})")
+        batch_size = self._batch_size(key)
+        if held.get("batch_size") not in (None, batch_size):
+            differs.append(f"batch size {held['batch_size']} (this plan: {batch_size})")
         protocol = (previous.protocol or {}).get("name")
         if protocol and protocol != self.plan.protocol:
             differs.append(f"protocol {protocol!r} (this plan: {self.plan.protocol!r})")
+        elif protocol and (previous.protocol or {}).get("max_images") != self._image_cap(previous):
+            differs.append(
+                f"{(previous.protocol or {}).get('max_images') or 'all'} evaluated images "
+                f"(this plan: {self._image_cap(previous) or 'all'})"
+            )
         if differs:
             raise ConfigError(
                 f"{folder}: holds a run made with {', '.join(differs)}; one folder is one table and would "
                 "mix them — use another --out folder (or delete that run folder to redo it)"
             )
+
+    def _batch_size(self, key: RunKey) -> int:
+        """The training batch of a run: --batch-size, else its preset's."""
+        if self.plan.batch_size is not None:
+            return self.plan.batch_size
+        spec = self.registry.model(key.model.name)
+        preset = choose_preset(spec, self.dataset(key.dataset).name, key.model.preset)
+        return spec.preset(preset).batch_size
+
+    def _image_cap(self, previous: RunRecord) -> int | None:
+        """The image cap this plan evaluates `previous`'s dataset with: --eval-images, else the protocol's."""
+        if self.plan.eval_images is not None:
+            return self.plan.eval_images
+        return self.dataset(previous.dataset).protocol(self.plan.protocol).max_images
 
     def _check_folder_splits(self, key: RunKey) -> None:
         """One folder is one table: a finished record of this dataset measured on another split (a changed
@@ -267,21 +290,9 @@ class BenchRunner:
         record.optimises = list(resolved.spec.optimises)
         record.split = data.split_info()
         protocol = data.protocol(self.plan.protocol)
-        record.protocol = {
-            "name": protocol.name,
-            **{
-                k: getattr(protocol, k)
-                for k in (
-                    "images_per_caption",
-                    "sample_times",
-                    "batch_size",
-                    "drop_last",
-                    "max_images",
-                    "seed",
-                    "source",
-                )
-            },
-        }
+        if self.plan.eval_images is not None:  # capped: every value says quick (metrics/evaluate.is_quick)
+            protocol = dataclasses.replace(protocol, max_images=self.plan.eval_images)
+        record.protocol = protocol_entry(protocol)
         # the plan's budget as given; the step count it resolves to and the batch size are added below
         budget = self.plan.budget
         record.budget = {"name": budget.name, "steps": budget.steps, "epochs": budget.epochs}
@@ -296,9 +307,10 @@ class BenchRunner:
         record.protocol["resolution"] = size
         model = build_model(resolved, BuildContext(self.registry, text.encoder, self.device))
         with_words = bool(getattr(model, "uses_words", False))
-        source = batch_source(data, text, size, resolved.preset.batch_size, key.seed, with_words)
+        batch_size = self._batch_size(key)
+        source = batch_source(data, text, size, batch_size, key.seed, with_words)
         steps = total_steps(self.plan, resolved, source.steps_per_epoch)
-        record.budget.update(steps=steps, batch_size=resolved.preset.batch_size)
+        record.budget.update(steps=steps, batch_size=batch_size)
         grid_text, grid_noise = grid_inputs(
             text,
             fixed_captions(data.test, GRID_CAPTIONS),

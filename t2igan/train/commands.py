@@ -4,14 +4,24 @@ Trainer and evaluation code the benchmark runner uses."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from t2igan.atomic import torch_save_atomic, write_json_atomic
+from t2igan.bench.records import (
+    STATUS_FINISHED,
+    RunRecord,
+    environment,
+    protocol_entry,
+    run_dir,
+    write_record,
+)
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import ModelRef, ResolvedModel, build_model, parse_model_ref, resolve
 from t2igan.nn.interfaces import BuildContext, GANModel
@@ -205,7 +215,7 @@ def run_eval(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if source.is_dir():
         data = DatasetSession.open(registry, args.data or "shapes", args.root)
-        protocol = data.protocol(args.protocol)
+        protocol = _capped(data.protocol(args.protocol), args)
         chosen = metrics or list(protocol.metrics)
         if metrics is None and not has_samples(source):
             chosen, dropped = caption_free(chosen, registry)
@@ -243,7 +253,8 @@ def run_eval(args: argparse.Namespace) -> int:
         model, resolved, data, text = load_trained(
             source, registry, device, args.data, args.root, encoder_options, pool=pool
         )
-        protocol = data.protocol(args.protocol)
+        protocol = _capped(data.protocol(args.protocol), args)
+        started = time.time()
         records, _ = evaluate_model(
             model,
             text,
@@ -259,8 +270,15 @@ def run_eval(args: argparse.Namespace) -> int:
             fid_reference=_fid_reference(args, data.name),
         )
         values = [r.__dict__ for r in records]
+        if getattr(args, "record", None):
+            record = eval_record(source, resolved, data, text, protocol, records, device, started)
+            print(f"run record: {write_record(run_dir(args.record, data.label, resolved.label, 0), record)}")
     else:
         raise ConfigError(f"{source}: no such checkpoint file or image folder")
+    if getattr(args, "record", None) and not source.is_file():
+        raise ConfigError(
+            f"--record: {source} is a folder of images; a run record is written for a checkpoint"
+        )
     for value in values:
         std = f" ± {value['std']:.4g}" if value.get("std") is not None else ""
         print(f"{value['name']}: {value['value']:.6g}{std}")
@@ -277,6 +295,59 @@ def run_eval(args: argparse.Namespace) -> int:
             },
         )
     return 0
+
+
+def _capped(protocol: Any, args: argparse.Namespace) -> Any:
+    """The protocol scoring only its first `--eval-images` images (every value then says quick)."""
+    cap = getattr(args, "eval_images", None)
+    if cap is None:
+        return protocol
+    if cap <= 0:
+        raise ConfigError(f"--eval-images {cap}: expected a positive integer")
+    return dataclasses.replace(protocol, max_images=cap)
+
+
+def eval_record(
+    source: Path,
+    resolved: ResolvedModel,
+    data: DatasetSession,
+    text: TextHandle,
+    protocol: Any,
+    metrics: list[Any],
+    device: torch.device,
+    started: float,
+) -> Any:
+    """A finished run record for a scored checkpoint (ours, or converted from an official release), laid
+    out as a bench's, so that the report tabulates it with the model's reported numbers beside it."""
+    checkpoint = read_checkpoint(source)
+    info = checkpoint["model"]
+    progress = checkpoint.get("progress") or {}
+    record = RunRecord(
+        plan="eval",
+        dataset=data.label,
+        model=resolved.label,
+        seed=0,
+        status=STATUS_FINISHED,
+        model_name=resolved.spec.name,
+        preset=resolved.preset.name,
+        config=resolved.config,
+        split=data.split_info(),
+        protocol={**protocol_entry(protocol), "resolution": image_size(resolved)},
+        budget={"name": "checkpoint", "steps": progress.get("step")},
+        text_encoder=text.info,
+        environment=environment(device),
+        metrics=list(metrics),
+        paper_results=[vars(r) for r in resolved.spec.paper_results],
+        optimises=list(resolved.spec.optimises),
+        checkpoint={
+            "file": str(source),
+            "sha256": sha256_file(source),
+            "converted_from": info.get("converted_from") or [],
+        },
+        started=started,
+        finished=time.time(),
+    )
+    return record
 
 
 def _folder_resolution(folder: Path) -> int:

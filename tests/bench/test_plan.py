@@ -48,6 +48,9 @@ def test_plan_file_with_flag_overrides(tmp_path):
         ({"steps": 10, "budget": "smoke"}, "give one of budget, steps, epochs"),
         ({"seeds": "0,x"}, "--seeds '0,x': expected comma-separated integers"),
         ({"steps": 0}, "--steps 0: expected a positive integer"),
+        ({"batch_size": 0}, "--batch-size 0: expected a positive integer"),
+        ({"batch_size": True}, "--batch-size True: expected a positive integer"),
+        ({"eval_images": -5}, "--eval-images -5: expected a positive integer"),
         ({"roots": ["cub"]}, "--root 'cub': expected DATASET=PATH"),
         ({"protocol": "full"}, "protocol 'full'"),
         ({"modles": "dfgan"}, "unknown plan field(s) modles"),
@@ -138,6 +141,10 @@ def test_emitted_commands_rebuild_the_plan_one_run_each(tmp_path, with_file):
             "cpu",
             "--inception-weights",
             "/w/i.pth",
+            "--batch-size",
+            "4",
+            "--eval-images",
+            "20",
             "--emit-commands",
         ]
     args = parser.parse_args(given)

@@ -101,6 +101,8 @@ def test_a_run_made_with_another_budget_or_protocol_is_neither_reused_nor_resume
             ({"budget": {"name": "smoke", "steps": 300}}, r"budget 'smoke' \(this plan: 'steps'\)"),
             ({"budget": {"name": plan.budget.name, "steps": 80}}, r"80 steps \(this plan: 40\)"),
             ({"protocol": {"name": "quick"}}, r"protocol 'quick' \(this plan: 'paper'\)"),
+            ({"budget": {"name": "steps", "steps": 40, "batch_size": 4}}, r"batch size 4 \(this plan: 16\)"),
+            ({"protocol": {"name": "paper", "max_images": 10}}, r"10 evaluated images \(this plan: all\)"),
         ):
             write_record(
                 folder, RunRecord(plan.name, key.dataset, "dfgan", 0, status=status, **{**same, **changed})
