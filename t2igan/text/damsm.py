@@ -33,7 +33,7 @@ from torchvision.models.inception import (
 )
 
 from t2igan.atomic import torch_save_atomic
-from t2igan.errors import ConfigError, T2IGanError
+from t2igan.errors import ConfigError, T2IGanError, WeightsNotFoundError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.text.vocab import Vocabulary
 from t2igan.weights import (
@@ -498,7 +498,8 @@ def _from_checkpoint(raw: Mapping[str, Any], path: Path, with_image: bool, devic
     image = None
     if with_image:
         if raw.get("image_encoder") is None:
-            raise T2IGanError(f"DAMSM checkpoint {path}: holds no image encoder")
+            # a missing part, like a missing file: a caller that can do without the image encoder goes on
+            raise WeightsNotFoundError(f"DAMSM checkpoint {path}: holds no image encoder")
         factory = functools.partial(build_image_encoder, config)
         image = _load_module(factory, raw["image_encoder"], f"{path} (image_encoder)", device)
     stats = dict(raw.get("stats") or {})

@@ -255,3 +255,12 @@ def test_our_checkpoint_round_trip_and_builders(tmp_path, vocab):
         build_damsm_image_encoder({"weights": str(path), "image_encoder": "inception"})
     with pytest.raises(T2IGanError, match="plain JSON"):
         save_damsm_checkpoint(tmp_path / "bad.pt", text, image, stats={"tensor": torch.zeros(1)})
+
+
+def test_a_text_only_checkpoint_of_ours_is_missing_weights_for_the_image_encoder(tmp_path, vocab):
+    """Loaded with the image encoder, it raises the missing-weights error, which the encoder pool answers by
+    loading the text encoder alone (a DF-GAN needs no more; R-precision then says what is missing)."""
+    path = save_damsm_checkpoint(tmp_path / "damsm.pt", DAMSMTextEncoder(vocab))
+    with pytest.raises(WeightsNotFoundError, match=r"damsm\.pt: holds no image encoder"):
+        load_damsm(path, with_image=True)
+    assert load_damsm(path, with_image=False).image_encoder is None
