@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default=None)
     _add_inception_flags(p)
+    p.add_argument(
+        "--second-clip",
+        default=None,
+        metavar="MODEL=WEIGHTS",
+        help="also score the CLIP score under this open_clip model (column clip_score_2), e.g. "
+        "ViT-L-14=/w/ViT-L-14.pt; WEIGHTS defaults to openai ($T2IGAN_WEIGHTS/clip/MODEL.pt)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: runs/<plan name>)")
     p.add_argument("--root", action="append", default=[], metavar="DATASET=PATH", help="dataset root folders")
     p.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun DDP)")
@@ -289,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="score the first N images the protocol selects (values are labelled quick; default: all)",
+    )
+    p.add_argument(
+        "--second-clip",
+        default=None,
+        metavar="MODEL=WEIGHTS",
+        help="also score the CLIP score under this open_clip model (column clip_score_2), e.g. "
+        "ViT-L-14=/w/ViT-L-14.pt; WEIGHTS defaults to openai ($T2IGAN_WEIGHTS/clip/MODEL.pt)",
     )
     p.add_argument("--out", default=None, help="write the values (JSON) here")
     p.add_argument(

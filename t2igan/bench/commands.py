@@ -30,6 +30,7 @@ FLAG_FIELDS = (
     "eval_images",
     "fid_mode",
     "inception_weights",
+    "second_clip",
     "out",
     "device",
 )
@@ -69,6 +70,8 @@ def emit_commands(plan: BenchPlan, nproc: int = 1, plan_file: str | None = None)
             parts += ["--eval-images", str(plan.eval_images)]
         if plan.inception_weights:
             parts += ["--inception-weights", plan.inception_weights]
+        if plan.second_clip:
+            parts += ["--second-clip", plan.second_clip]
         for name, npz in plan.fid_reference.items():
             parts += ["--fid-reference", f"{name}={npz}"]
         for name, root in plan.roots.items():

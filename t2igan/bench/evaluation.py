@@ -141,10 +141,18 @@ def evaluate_model(
     metrics: Sequence[str] | None = None,
     inception_weights: str | None = None,
     fid_reference: str | None = None,
+    second_clip: str | None = None,
 ) -> tuple[list[MetricRecord], EvalResult]:
     """Score `model` on the dataset's test split by `protocol`; the samples evaluated are written to
-    `folder/eval_samples.json` so that a number can be traced to the captions and noise behind it."""
+    `folder/eval_samples.json` so that a number can be traced to the captions and noise behind it.
+    `second_clip` (`MODEL=WEIGHTS`) adds the CLIP score under that CLIP as the metric `clip_score_2`."""
     metrics = list(metrics or protocol.metrics)
+    configs = inception_configs(fid_mode, inception_weights, fid_reference)
+    if second_clip:
+        from t2igan.metrics.clip_score import parse_second_clip
+
+        configs["clip_score_2"] = parse_second_clip(second_clip)
+        metrics += [] if "clip_score_2" in metrics else ["clip_score_2"]
     test = data.test
     context = eval_context(
         data, resolution, metrics, encoders, registry, device, protocol.batch_size, progress
@@ -158,7 +166,7 @@ def evaluate_model(
             protocol,
             context,
             metrics=metrics,
-            metric_configs=inception_configs(fid_mode, inception_weights, fid_reference),
+            metric_configs=configs,
             registry=registry,
             progress=progress,
         )

@@ -32,6 +32,7 @@ PLAN_FIELDS = (
     "fid_mode",
     "inception_weights",
     "fid_reference",
+    "second_clip",
     "roots",
     "device",
     "eval_seed",
@@ -85,6 +86,7 @@ class BenchPlan:
     fid_reference: dict[str, str] = field(
         default_factory=dict
     )  # dataset -> official *_FIDK0.npz (paper mode)
+    second_clip: str | None = None  # `MODEL=WEIGHTS`: the CLIP score under a second CLIP (`clip_score_2`)
     roots: dict[str, str] = field(default_factory=dict)
     device: str | None = None
     eval_seed: int = 100
@@ -226,6 +228,7 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         fid_mode=fid_mode,
         inception_weights=None if not fields.get("inception_weights") else str(fields["inception_weights"]),
         fid_reference=fid_reference,
+        second_clip=_second_clip(fields.get("second_clip"), source),
         roots=_roots(fields.get("roots")),
         device=fields.get("device"),
         eval_seed=int(fields.get("eval_seed", 100)),
@@ -241,6 +244,16 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         else _positive(fields["eval_every"], "eval_every"),
         eval_every_images=_positive(fields.get("eval_every_images", 200), "eval_every_images"),
     )
+
+
+def _second_clip(value: Any, source: str) -> str | None:
+    """`MODEL` or `MODEL=WEIGHTS`, checked here so that a typo fails before anything trains."""
+    if value in (None, ""):
+        return None
+    from t2igan.metrics.clip_score import parse_second_clip
+
+    settings = parse_second_clip(str(value), f"{source}: second_clip")
+    return f"{settings['model']}={settings['pretrained']}"
 
 
 def _tables(value: Any, what: str, nested: bool = False) -> dict[str, Any]:

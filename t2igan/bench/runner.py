@@ -354,6 +354,7 @@ class BenchRunner:
             size,
             folder,
             progress=self.progress,
+            second_clip=self.plan.second_clip,
             **self._inception_settings(key.dataset),
         )
         throughput_text = text.encode(fixed_captions(data.test, record.budget["batch_size"]), self.device)
@@ -361,9 +362,8 @@ class BenchRunner:
         record.costs["eval_seconds"] = evaluation.seconds
         record.costs["processes"] = distributed.world_size()  # torchrun: train costs are of N processes
         record.metrics = metrics + cost_metrics(record.costs)
-        _say(
-            f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in protocol.metrics)
-        )
+        headline = {*protocol.metrics, "clip_score_2"}  # not every per-attribute value of a probe
+        _say(f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in headline))
 
     def _progress_evaluator(
         self, model: Any, text: Any, data: DatasetSession, protocol: Any, size: int, folder: Path

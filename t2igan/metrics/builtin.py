@@ -10,7 +10,7 @@ precision, recall, prc_f_score; probe: probe and probe_<attribute>).
 from __future__ import annotations
 
 from t2igan.hookspecs import hookimpl
-from t2igan.metrics.clip_score import CLIPRPrecisionMetric, CLIPScoreMetric
+from t2igan.metrics.clip_score import CLIPRPrecisionMetric, CLIPScoreMetric, SecondCLIPScoreMetric
 from t2igan.metrics.fid import FIDMetric
 from t2igan.metrics.kid_is_pr import ISMetric, KIDMetric, PrecisionRecallMetric
 from t2igan.metrics.probe_metrics import ProbeFDMetric, ProbeMetric
@@ -56,6 +56,14 @@ def metric_specs() -> list[MetricSpec]:
             "mean CLIP cosine similarity of image and caption, as GALIP computes it (raw, not ×100)",
             True,
             (images, "captions", "clip"),
+        ),
+        MetricSpec(
+            "clip_score_2",
+            SecondCLIPScoreMetric,
+            "the CLIP score under a second CLIP given by --second-clip MODEL=WEIGHTS (config model, "
+            "pretrained), a column that no model optimised while training",
+            True,
+            (images, "captions"),
         ),
         MetricSpec(
             "clip_r_precision",

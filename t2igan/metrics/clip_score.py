@@ -129,10 +129,13 @@ class CLIPScoreMetric:
 
     def __init__(self, config: Mapping[str, Any], context: EvalContext):
         self.config, self.context = dict(config), context
-        self.encoder = context.encoder("clip", self.name)
+        self.encoder = self.load_encoder()
         self.adapter = CLIPEncoderAdapter(self.encoder, self.config)
         self.similarities: list[Tensor] = []
         self.pairs: list[tuple[int, str]] = []  # (test image, caption) of each generated image
+
+    def load_encoder(self) -> Any:
+        return self.context.encoder("clip", self.name)
 
     def update(self, batch: EvalBatch) -> None:
         self.similarities.append(
@@ -198,3 +201,38 @@ class CLIPRPrecisionMetric(RPrecisionMetric):
 
     def extra_provenance(self) -> dict[str, Any]:
         return self.adapter.provenance()
+
+
+SECOND_CLIP_FLAG = "--second-clip"
+
+
+def parse_second_clip(text: str, where: str = SECOND_CLIP_FLAG) -> dict[str, str]:
+    """`MODEL` or `MODEL=WEIGHTS` (an open_clip model name; a file, or a tag such as `openai` found as
+    `$T2IGAN_WEIGHTS/clip/MODEL.pt`), the config of the `clip_score_2` metric."""
+    model, _, weights = str(text).partition("=")
+    model, weights = model.strip(), weights.strip() or "openai"
+    if not model:
+        raise ConfigError(f"{where} {text!r}: expected MODEL or MODEL=WEIGHTS, e.g. ViT-L-14=/w/ViT-L-14.pt")
+    return {"model": model, "pretrained": weights}
+
+
+class SecondCLIPScoreMetric(CLIPScoreMetric):
+    """The CLIP score under another CLIP than the one the models were trained against (config `model`,
+    `pretrained`: any open_clip model whose weights are given), as its own column: GALIP and RATLIP
+    optimise the first CLIP's similarity while training, and a second CLIP scores all models alike. Its
+    weights are official only by the sha256 of that model's released file, where one is known."""
+
+    name = "clip_score_2"
+
+    def load_encoder(self) -> Any:
+        from t2igan.text.clip import _looks_like_path, clip_weights_ref, load_clip
+        from t2igan.weights import check_official
+
+        settings = parse_second_clip(f"{self.config.get('model', '')}={self.config.get('pretrained', '')}")
+        encoder = load_clip(settings["model"], settings["pretrained"], device=self.context.device)
+        # a file is checked against OpenAI's release of the model; a tag, against that tag's file
+        tag = "openai" if _looks_like_path(settings["pretrained"]) else settings["pretrained"]
+        check = check_official(clip_weights_ref(settings["model"], tag), encoder.source.weights_sha256 or "")
+        self.config.setdefault("weights_note", check.note)
+        self.config.setdefault("stand_in", check.stand_in)
+        return encoder

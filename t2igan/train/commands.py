@@ -268,6 +268,7 @@ def run_eval(args: argparse.Namespace) -> int:
             metrics=metrics,
             inception_weights=args.inception_weights,
             fid_reference=_fid_reference(args, data.name),
+            second_clip=getattr(args, "second_clip", None),
         )
         values = [r.__dict__ for r in records]
         if getattr(args, "record", None):

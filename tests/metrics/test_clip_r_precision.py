@@ -191,3 +191,27 @@ def test_clip_score_with_the_project_clip_encoder():
     prov = value.provenance
     assert prov["mode"] == "clean" and prov["backend"] == "open_clip" and "clip-tiny" in prov["extractor"]
     assert prov["stand_in"] is True and "not OpenAI ViT-B/32" in prov["weights_note"]
+
+
+def test_the_second_clip_scores_as_the_clip_score_would_under_that_clip(tmp_path):
+    """`clip_score_2` loads the CLIP it is given (any open_clip model, from a file here) and computes exactly
+    the CLIP score under it; its weights are marked unless verified as the model's released file."""
+    from t2igan.metrics.clip_score import SecondCLIPScoreMetric, parse_second_clip
+    from t2igan.text.clip import load_clip, save_clip_checkpoint
+
+    torch.manual_seed(4)
+    path = save_clip_checkpoint(tmp_path / "clip-tiny-other.pt", load_clip("clip-tiny", None))
+    records = make_records(6)
+    samples = _samples(records)
+    images = torch.rand(6, 3, 32, 32) * 2 - 1
+    second = SecondCLIPScoreMetric(parse_second_clip(f"clip-tiny={path}"), EvalContext(records=records))
+    first = CLIPScoreMetric({}, EvalContext(records=records, encoders={"clip": load_clip("clip-tiny", path)}))
+    for metric in (second, first):
+        for batch in _batches(images, records, samples):
+            metric.update(batch)
+    [value], [expected] = second.compute(), first.compute()
+    assert value.name == "clip_score_2" and value.value == expected.value
+    assert value.provenance["stand_in"] is True and "not verified" in value.provenance["weights_note"]
+    assert value.provenance["extractor_sha256"] == expected.provenance["extractor_sha256"]
+    with pytest.raises(ConfigError, match="--second-clip '=x': expected MODEL or MODEL=WEIGHTS"):
+        parse_second_clip("=x")
