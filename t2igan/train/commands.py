@@ -229,6 +229,16 @@ def run_eval(args: argparse.Namespace) -> int:
                     f"protocol {protocol.name!r} of {data.name} has no metric that scores images alone; "
                     "give --metrics (e.g. fid,kid) or a folder written by t2igan with its samples.json"
                 )
+        configs = inception_configs(args.fid_mode, args.inception_weights, _fid_reference(args, data.name))
+        if getattr(args, "second_clip", None):
+            from t2igan.metrics.clip_score import parse_second_clip
+
+            if not has_samples(source):
+                raise ConfigError(
+                    f"--second-clip: {source} has no samples.json, so no image has a known caption to score"
+                )
+            configs["clip_score_2"] = parse_second_clip(args.second_clip)
+            chosen += [] if "clip_score_2" in chosen else ["clip_score_2"]
         resolution = _folder_resolution(source)
         context = eval_context(
             data,
@@ -245,7 +255,7 @@ def run_eval(args: argparse.Namespace) -> int:
             protocol,
             context,
             chosen,
-            inception_configs(args.fid_mode, args.inception_weights, _fid_reference(args, data.name)),
+            configs,
             registry,
         )
         values = [v.as_dict() for v in result.values]
