@@ -170,6 +170,23 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_scoring_flags(p: argparse.ArgumentParser) -> None:
+    """What bench and eval both score beyond the protocol's defaults: fewer images, a second CLIP."""
+    p.add_argument(
+        "--eval-images",
+        type=int,
+        default=None,
+        help="score the first N images the protocol selects (values are labelled quick; default: all)",
+    )
+    p.add_argument(
+        "--second-clip",
+        default=None,
+        metavar="MODEL=WEIGHTS",
+        help="also score the CLIP score under this open_clip model (column clip_score_2), e.g. "
+        "ViT-L-14=/w/ViT-L-14.pt; WEIGHTS defaults to openai ($T2IGAN_WEIGHTS/clip/MODEL.pt)",
+    )
+
+
 def _add_inception_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--inception-weights",
@@ -230,21 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="training batch of every run (default: each preset's own; learning rates are not rescaled)",
     )
     p.add_argument("--protocol", choices=("paper", "quick"), default=None, help="evaluation protocol")
-    p.add_argument(
-        "--eval-images",
-        type=int,
-        default=None,
-        help="score the first N images the protocol selects (values are labelled quick; default: all)",
-    )
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default=None)
     _add_inception_flags(p)
-    p.add_argument(
-        "--second-clip",
-        default=None,
-        metavar="MODEL=WEIGHTS",
-        help="also score the CLIP score under this open_clip model (column clip_score_2), e.g. "
-        "ViT-L-14=/w/ViT-L-14.pt; WEIGHTS defaults to openai ($T2IGAN_WEIGHTS/clip/MODEL.pt)",
-    )
+    _add_scoring_flags(p)
     p.add_argument("--out", default=None, help="output folder (default: runs/<plan name>)")
     p.add_argument("--root", action="append", default=[], metavar="DATASET=PATH", help="dataset root folders")
     p.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun DDP)")
@@ -291,19 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma list (default: the protocol's)")
     p.add_argument("--fid-mode", choices=("standard", "clean", "paper"), default="standard")
     _add_inception_flags(p)
-    p.add_argument(
-        "--eval-images",
-        type=int,
-        default=None,
-        help="score the first N images the protocol selects (values are labelled quick; default: all)",
-    )
-    p.add_argument(
-        "--second-clip",
-        default=None,
-        metavar="MODEL=WEIGHTS",
-        help="also score the CLIP score under this open_clip model (column clip_score_2), e.g. "
-        "ViT-L-14=/w/ViT-L-14.pt; WEIGHTS defaults to openai ($T2IGAN_WEIGHTS/clip/MODEL.pt)",
-    )
+    _add_scoring_flags(p)
     p.add_argument("--out", default=None, help="write the values (JSON) here")
     p.add_argument(
         "--record",

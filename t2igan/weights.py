@@ -61,6 +61,23 @@ class WeightsCheck:
         return self.official is not True
 
 
+class CheckedWeights:
+    """An encoder whose `weights_check` says whether its file is the official one: gives the `stand_in` and
+    `weights_note` attributes that every metric's provenance reads (`metrics.values.weights_provenance`)."""
+
+    @property
+    def weights_check(self) -> WeightsCheck:
+        raise NotImplementedError
+
+    @property
+    def stand_in(self) -> bool:
+        return self.weights_check.stand_in
+
+    @property
+    def weights_note(self) -> str:
+        return self.weights_check.note
+
+
 def check_official(ref: WeightsRef, sha256: str) -> WeightsCheck:
     """Compare a file's sha256 with the official file's: the full sha256 where `OFFICIAL_SHA256` knows it,
     else the sha256 prefix that torch.hub file names carry (`name-<prefix>.pth`, what torch.hub itself

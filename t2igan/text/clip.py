@@ -36,6 +36,7 @@ from t2igan.atomic import torch_save_atomic
 from t2igan.errors import ConfigError, T2IGanError, UnknownNameError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.weights import (
+    CheckedWeights,
     WeightsCheck,
     WeightsRef,
     check_official,
@@ -118,7 +119,7 @@ class CLIPSource:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
 
-class CLIPTextImageEncoder(TextEncoder):
+class CLIPTextImageEncoder(CheckedWeights, TextEncoder):
     """One open_clip CLIP seen through the interfaces GALIP/RATLIP need.
 
     Text: `tokenize`, `encode` (sentence = ln_final(x)[eot] @ text_projection, not normalised; words =
@@ -176,14 +177,6 @@ class CLIPTextImageEncoder(TextEncoder):
     def weights_check(self) -> WeightsCheck:
         """Whether these are OpenAI's ViT-B/32 weights, the CLIP the papers' CLIP scores used, by sha256."""
         return check_openai_vit_b_32(self.source)
-
-    @property
-    def stand_in(self) -> bool:
-        return self.weights_check.stand_in
-
-    @property
-    def weights_note(self) -> str:
-        return self.weights_check.note
 
     def freeze(self) -> CLIPTextImageEncoder:
         self.requires_grad_(False)

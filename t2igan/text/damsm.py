@@ -37,6 +37,7 @@ from t2igan.errors import ConfigError, T2IGanError, WeightsNotFoundError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
 from t2igan.text.vocab import Vocabulary
 from t2igan.weights import (
+    CheckedWeights,
     WeightsCheck,
     WeightsRef,
     check_official,
@@ -336,7 +337,7 @@ def damsm_weights_ref(tag: str, part: str = "text") -> WeightsRef:
 
 
 @dataclass
-class DAMSMEncoders:
+class DAMSMEncoders(CheckedWeights):
     """A loaded DAMSM pair, its vocabulary, and (for our checkpoints) its config and training stats."""
 
     text_encoder: DAMSMTextEncoder
@@ -351,12 +352,8 @@ class DAMSMEncoders:
     check: WeightsCheck = field(default_factory=lambda: WeightsCheck(True))
 
     @property
-    def stand_in(self) -> bool:
-        return self.check.stand_in
-
-    @property
-    def weights_note(self) -> str:
-        return self.check.note
+    def weights_check(self) -> WeightsCheck:
+        return self.check
 
 
 def text_encoder_config(encoder: DAMSMTextEncoder) -> dict[str, Any]:
