@@ -65,9 +65,7 @@ class CheckedWeights:
     """An encoder whose `weights_check` says whether its file is the official one: gives the `stand_in` and
     `weights_note` attributes that every metric's provenance reads (`metrics.values.weights_provenance`)."""
 
-    @property
-    def weights_check(self) -> WeightsCheck:
-        raise NotImplementedError
+    weights_check: WeightsCheck  # each encoder defines it (a property of what it loaded)
 
     @property
     def stand_in(self) -> bool:
@@ -76,6 +74,12 @@ class CheckedWeights:
     @property
     def weights_note(self) -> str:
         return self.weights_check.note
+
+
+def hub_hash_prefix(filename: str) -> str | None:
+    """The sha256 prefix of a torch.hub file name (`inception_v3_google-0cc3c7bd.pth` -> `0cc3c7bd`)."""
+    match = re.search(r"-([a-f0-9]{8,})\.[a-z]+$", Path(filename).name)
+    return match.group(1) if match else None
 
 
 def check_official(ref: WeightsRef, sha256: str) -> WeightsCheck:
@@ -90,13 +94,12 @@ def check_official(ref: WeightsRef, sha256: str) -> WeightsCheck:
         return WeightsCheck(
             False, f"not the official {ref.name} weights: sha256 {short}… is not {full[:12]}…"
         )
-    match = re.search(r"-([a-f0-9]{8,})\.[a-z]+$", ref.filename)
-    if match is not None:
-        if sha256.startswith(match.group(1)):
+    prefix = hub_hash_prefix(ref.filename)
+    if prefix is not None:
+        if sha256.startswith(prefix):
             return WeightsCheck(True)
         return WeightsCheck(
-            False,
-            f"not the official {ref.name} weights: sha256 {short}… does not start with {match.group(1)}",
+            False, f"not the official {ref.name} weights: sha256 {short}… does not start with {prefix}"
         )
     return WeightsCheck(
         None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from t2igan.weights import (
     WeightsRef,
     check_official,
     check_state_dict_keys,
+    hub_hash_prefix,
     load_state_dict_file,
     resolve_weights,
     sha256_file,
@@ -86,8 +86,7 @@ def _hub_download(url: str) -> Path:
     target = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        match = re.search(r"-([a-f0-9]{8,})\.", target.name)
-        torch.hub.download_url_to_file(url, str(target), hash_prefix=match.group(1) if match else None)
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=hub_hash_prefix(target.name))
     return target
 
 

@@ -19,7 +19,7 @@ import torch
 
 from t2igan.bench.plan import load_plan_file
 from t2igan.bench.records import iter_records
-from t2igan.bench.report import CAVEAT_MARK, PAPER_NOTES
+from t2igan.bench.report import CAVEAT_MARK, PAPER_NOTES, display_columns
 from t2igan.cli import main
 from t2igan.registry import get_registry
 from tests.layouts import (
@@ -131,10 +131,6 @@ def _drop_checkpoints(folder: Path) -> None:
         path.unlink()
 
 
-def _columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c != "model" and "/" not in c.split("[")[-1].split("]")[-1]]
-
-
 @pytest.mark.parametrize("paper_run", sorted(CASES), indirect=True)
 def test_a_paper_plan_runs_end_to_end(paper_run, capsys):
     case, plan_file, out, argv = paper_run
@@ -168,7 +164,7 @@ def check_paper_table(case: PaperCase, plan_file: Path, out: Path) -> None:
         assert record.protocol["max_images"] == EVAL_IMAGES and record.protocol["name"] == "paper"
     # every column computed with stand-in weights says so: all of them here
     quality_columns = [
-        c for c in _columns(table) if any(c.split("[")[0].endswith(m) for m in protocol.metrics)
+        c for c in display_columns(table) if any(c.split("[")[0].endswith(f"/{m}") for m in protocol.metrics)
     ]
     assert len(quality_columns) == len(protocol.metrics)
     markdown = (out / "table.md").read_text(encoding="utf-8")
@@ -187,7 +183,7 @@ def check_paper_table(case: PaperCase, plan_file: Path, out: Path) -> None:
         escaped = column.replace("_", r"\_")
         assert f"{escaped}$^\\dagger$" in latex_header, (column, latex_header)
     # a paper-mode FID against our own statistics (no official npz given) says so
-    fid = [c for c in quality_columns if c.split("[")[0].endswith("fid")]
+    fid = [c for c in quality_columns if c.split("[")[0].endswith("/fid")]
     assert fid and "own statistics of the test split" in str(table[f"{fid[0]}/caveat"].iloc[0])
     # the papers' numbers beside ours, with their sources
     expected = 0
@@ -199,7 +195,7 @@ def check_paper_table(case: PaperCase, plan_file: Path, out: Path) -> None:
         for metric in {r.metric for r in reported}:
             own = [r for r in reported if r.metric == metric]
             best = next((r for r in own if r.note in PAPER_NOTES), own[0])
-            column = next(c for c in quality_columns if c.split("[")[0].endswith(metric))
+            column = next(c for c in quality_columns if c.split("[")[0].endswith(f"/{metric}"))
             row = table[table["model"] == ref.variant].iloc[0]
             assert row[f"{column}/paper"] == pytest.approx(best.value), (ref.variant, metric)
             assert best.source in row[f"{column}/paper_source"]
@@ -257,7 +253,7 @@ def test_official_checkpoints_convert_evaluate_and_tabulate(tmp_path, shared_wei
     assert "tobran/DF-GAN README.md" in dfgan_row[f"{fid}/paper_source"]
     protocol = get_registry().dataset("cub").protocols["paper"]
     for metric in protocol.metrics:
-        column = next(c for c in _columns(table) if c.split("[")[0].endswith(f"/{metric}"))
+        column = next(c for c in display_columns(table) if c.split("[")[0].endswith(f"/{metric}"))
         assert table[column].notna().all() and table[f"{column}/caveat"].notna().all(), column
     header = (out / "table.md").read_text(encoding="utf-8").splitlines()[0]
     assert f"{fid}{CAVEAT_MARK}" in header
