@@ -65,7 +65,7 @@ def training_consumption(model: str, batch_size: int, steps: int = 4) -> float:
     from t2igan.models import build_model, parse_model_ref, resolve
     from t2igan.nn.interfaces import Batch, BuildContext, TextFeatures
     from t2igan.registry import get_registry
-    from t2igan.train.trainer import Trainer, TrainerConfig
+    from t2igan.training.trainer import Trainer, TrainerConfig
 
     registry = get_registry()
     resolved = resolve(parse_model_ref(model), registry)

@@ -160,7 +160,7 @@ def _embedders(kind: str, encoder: Any, images: np.ndarray) -> tuple[Any, Any]:
 
 
 def run(kind: str, args: argparse.Namespace, train: Any, test: Any, work: Path) -> dict[str, Any]:
-    from t2igan.text.commands import parse_overrides
+    from t2igan.cli.commands import parse_overrides
     from t2igan.text.pretrained import load_encoder, split_arrays, train_and_save
 
     config = parse_overrides(args.config)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from t2igan.data.commands import load_split
-    from t2igan.train.session import parse_dataset_ref
+    from t2igan.training.session import parse_dataset_ref
 
     torch.set_num_threads(args.threads)
     name, options = parse_dataset_ref(args.data)

@@ -5,7 +5,7 @@ torch-fidelity's full N x N matrices, on random features (the memory depends on 
     python benchmarks/prc_memory.py --images 30000 --skip-full    # the full matrices need about 15 GB
 
 Each way runs in a fresh process, so one peak cannot hide in another's. The peak is the resident set
-size sampled every 0.05 s (t2igan.train.memory), minus what the process held before the call.
+size sampled every 0.05 s (t2igan.training.memory), minus what the process held before the call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def measure(way: str, images: int, dims: int, block: int) -> dict[str, float]:
     from torch_fidelity.metric_prc import prc_features_to_metric
 
     from t2igan.metrics.kid_is_pr import precision_recall
-    from t2igan.train.memory import PeakMemoryMeter
+    from t2igan.training.memory import PeakMemoryMeter
 
     g = torch.Generator().manual_seed(0)
     fake = torch.randn(images, dims, generator=g)

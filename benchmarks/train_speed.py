@@ -49,7 +49,7 @@ from t2igan.models import ResolvedModel, build_model, parse_model_ref, resolve
 from t2igan.nn.interfaces import Batch, BuildContext, TextFeatures
 from t2igan.nn.layers import pyramid_levels
 from t2igan.registry import get_registry
-from t2igan.train.trainer import Trainer, TrainerConfig
+from t2igan.training.trainer import Trainer, TrainerConfig
 
 CONFIGS = {"tiny": ("tiny", 16), "bird": ("bird256", 4)}  # name: (preset, batch)
 MODELS = ("dfgan", "ratgan")

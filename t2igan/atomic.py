@@ -66,3 +66,9 @@ def torch_save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     import torch
 
     return write_atomic(path, lambda handle: torch.save(obj, handle), fsync=True)
+
+
+def write_sidecar(path: str | os.PathLike, value: Any) -> Path:
+    """A cache file's JSON sidecar (what it was built from, its sha256): sorted keys, so that two builds
+    of the same file write the same bytes."""
+    return write_json_atomic(path, value, indent=1, sort_keys=True)

@@ -119,6 +119,29 @@ def resolve(ref: ModelRef, registry: Any, preset: str | None = None) -> Resolved
     return ResolvedModel(ref, spec, chosen, config)
 
 
+def choose_preset(spec: ModelSpec, dataset: str, explicit: str | None = None) -> str:
+    """`explicit`, else the model's paper preset for this dataset if it has one, else its default (`tiny`)."""
+    if explicit:
+        return explicit
+    for name, preset in spec.presets.items():
+        if preset.dataset == dataset:
+            return name
+    return spec.default_preset
+
+
+def resolve_for_dataset(
+    ref: ModelRef, registry: Any, dataset: str, preset: str | None = None
+) -> ResolvedModel:
+    """`ref` resolved for a run on `dataset`: the preset it names (or `preset`), else the one for that
+    dataset. A reference and `preset` that name two different presets are an error."""
+    if preset and ref.preset and preset != ref.preset:
+        raise ConfigError(
+            f"model {ref.label!r} names preset {ref.preset!r} but --preset (preset=) says {preset!r}"
+        )
+    spec: ModelSpec = registry.model(ref.name)
+    return resolve(ref, registry, preset=choose_preset(spec, dataset, ref.preset or preset))
+
+
 def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
     """`base` with `overrides` applied. A key whose preset value is a string keeps a string: the words
     `parse_value` reads as None, booleans or numbers (`rat_mode=none`, `name=1`) stay as written."""

@@ -6,7 +6,6 @@ Also the one safe way to read a checkpoint a user hands us (`load_state_dict_fil
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from t2igan.errors import T2IGanError, WeightsNotFoundError
+from t2igan.hashing import sha256_file  # noqa: F401  (imported from here by the encoders and metrics)
 
 WEIGHTS_ENV = "T2IGAN_WEIGHTS"
 
@@ -153,14 +153,6 @@ def resolve_weights(
         f"Place it at ${WEIGHTS_ENV}/{ref.filename} or pass its path with {ref.flag}. "
         f"Searched: {searched}.{download_error}{origin}"
     )
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_state_dict_file(path: str | os.PathLike, what: str = "checkpoint") -> Mapping[str, Any]:

@@ -101,7 +101,6 @@ class ALRGAN(GANModel):
         self.lvr_features = lvr_features
         # not a submodule: the frozen DAMSM image encoder belongs to the text encoder and its weights file
         self._damsm = (damsm_image_encoder,)
-        self._pending: tuple[Tensor, GeneratorOutput] | None = None
 
     @property
     def damsm_image_encoder(self) -> nn.Module | None:
@@ -126,7 +125,7 @@ class ALRGAN(GANModel):
     def d_step(self, batch: Batch) -> LossDict:
         sentence = batch.text.sentence.detach()
         out = self._forward(batch)
-        self._pending = (batch.text.sentence, out) if out.images[-1].requires_grad else None
+        self.keep_fakes(batch, out if out.images[-1].requires_grad else None)
         reals = image_pyramid(batch.images, self.discriminator.sizes)
         losses: LossDict = {}
         for i, (stage, real, fake) in enumerate(
@@ -138,8 +137,9 @@ class ALRGAN(GANModel):
 
     def g_step(self, batch: Batch) -> LossDict:
         text = batch.text
-        pending, self._pending = self._pending, None
-        out = pending[1] if pending is not None and pending[0] is text.sentence else self._forward(batch)
+        out = self.take_fakes(batch)
+        if out is None:
+            out = self._forward(batch)
         stages = self.discriminator.stages
         adversarial = sum(
             stage_g_loss(d, fake, text.sentence) for d, fake in zip(stages, out.images, strict=True)

@@ -41,7 +41,6 @@ class DFGAN(GANModel):
         self.text_encoder_name = text_encoder_name
         self.magp_weight, self.magp_power = magp_weight, magp_power
         self.truncation, self.mismatch = truncation, mismatch
-        self._pending: tuple[Tensor, Tensor] | None = None  # (sentence of the D batch, its fakes)
 
     def parameter_groups(self) -> dict[str, nn.Module]:
         return {"G": self.generator, "D": self.discriminator.backbone, "C": self.discriminator.head}
@@ -50,7 +49,7 @@ class DFGAN(GANModel):
         images = batch.images.detach().requires_grad_(True)
         sentence = batch.text.sentence.detach().requires_grad_(True)
         fake = self.generator(self.sample_noise(len(sentence)), batch.text.sentence)
-        self._pending = (batch.text.sentence, fake) if fake.requires_grad else None
+        self.keep_fakes(batch, fake if fake.requires_grad else None)
         return discriminator_hinge_loss(
             self.discriminator.logits,
             self.discriminator.features(images),
@@ -64,10 +63,8 @@ class DFGAN(GANModel):
 
     def g_step(self, batch: Batch) -> LossDict:
         sentence = batch.text.sentence
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] is sentence:
-            fake = pending[1]
-        else:
+        fake = self.take_fakes(batch)
+        if fake is None:
             fake = self.generator(self.sample_noise(len(sentence)), sentence)
         return {"loss": generator_hinge_loss(self.discriminator(fake, sentence))}
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from torch import Tensor
-
 from t2igan.errors import ConfigError
 from t2igan.nn.interfaces import Batch, BuildContext, GANModel, LossDict
 from t2igan.nn.losses import discriminator_hinge_loss, generator_hinge_loss, ma_gp_loss
@@ -36,7 +34,6 @@ class RATGAN(GANModel):
         # what the official-checkpoint converter needs to know about this model's layout
         self.affines_per_block = affines_per_block
         self.official_unused_layers = official_unused_layers
-        self._pending: tuple[Tensor, Tensor] | None = None
 
     def d_step(self, batch: Batch) -> Iterator[LossDict]:
         return self._d_phases(batch)
@@ -44,7 +41,7 @@ class RATGAN(GANModel):
     def _d_phases(self, batch: Batch) -> Iterator[LossDict]:
         sentence = batch.text.sentence.detach()
         fake = self.generator(self.sample_noise(len(sentence)), sentence)
-        self._pending = (batch.text.sentence, fake) if fake.requires_grad else None
+        self.keep_fakes(batch, fake if fake.requires_grad else None)
         yield discriminator_hinge_loss(
             self.discriminator.logits,
             self.discriminator.features(batch.images),
@@ -58,10 +55,8 @@ class RATGAN(GANModel):
 
     def g_step(self, batch: Batch) -> LossDict:
         sentence = batch.text.sentence
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] is sentence:
-            fake = pending[1]
-        else:
+        fake = self.take_fakes(batch)
+        if fake is None:
             fake = self.generator(self.sample_noise(len(sentence)), sentence)
         return {"loss": generator_hinge_loss(self.discriminator(fake, sentence))}
 

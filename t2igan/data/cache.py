@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from t2igan.atomic import atomic_path, write_atomic, write_json_atomic
+from t2igan.atomic import atomic_path, write_atomic, write_sidecar
 from t2igan.data.split import Split, image_file_size
 from t2igan.errors import ConfigError, T2IGanError
+from t2igan.hashing import sha256_file
 from t2igan.paths import cache_root
 
 BUILDER_VERSION = 1  # bump when the pixels stored for the same split and sizes would change
@@ -179,20 +180,12 @@ def source_files_fingerprint(split: Split) -> str | None:
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
-def file_sha256(path: Path, chunk: int = 2**22) -> str:
+def remembered_sha256(path: Path, chunk: int = 2**22) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _VERIFIED:
-        _VERIFIED[key] = _hash_file(path, chunk)
+        _VERIFIED[key] = sha256_file(path, chunk)
     return _VERIFIED[key]
-
-
-def _hash_file(path: Path, chunk: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def invalid_reason(
@@ -219,11 +212,12 @@ def invalid_reason(
         index = index_path(array_path)
         if not index.is_file():
             return f"missing index {index}"
-        if index.stat().st_size != meta.get("index_bytes") or file_sha256(index) != meta.get("index_sha256"):
+        held = (index.stat().st_size, remembered_sha256(index))
+        if held != (meta.get("index_bytes"), meta.get("index_sha256")):
             return f"corrupt: {index} is not the index its sidecar recorded"
     if verify is None:
         verify = size <= VERIFY_MAX_BYTES
-    if verify and meta.get("sha256") and file_sha256(array_path) != meta["sha256"]:
+    if verify and meta.get("sha256") and remembered_sha256(array_path) != meta["sha256"]:
         return f"corrupt: {array_path} no longer has the sha256 its sidecar recorded ({meta['sha256'][:16]}…)"
     return None
 
@@ -359,7 +353,7 @@ def build_image_cache(
     full = {
         **meta,
         "bytes": array_path.stat().st_size,
-        "sha256": file_sha256(array_path),
+        "sha256": remembered_sha256(array_path),
         "resize": "rendered at load size"
         if split.renderer is not None
         else (RAGGED_RESIZE_RULE if ragged else RESIZE_RULE),
@@ -368,7 +362,7 @@ def build_image_cache(
     if ragged:
         full.update(
             index_bytes=index_path(array_path).stat().st_size,
-            index_sha256=file_sha256(index_path(array_path)),
+            index_sha256=remembered_sha256(index_path(array_path)),
         )
     write_sidecar(sidecar_path, full)
     return full
@@ -436,7 +430,3 @@ def _fill_parallel(
     ) as pool:
         for future in as_completed([pool.submit(_fill_chunk, indices) for indices in chunks]):
             bar.update(future.result())
-
-
-def write_sidecar(path: Path, value: Any) -> None:
-    write_json_atomic(path, value, indent=1, sort_keys=True)

@@ -7,7 +7,6 @@ Layout facts: shared/research/data_eval.md §1-2 (DF-GAN/GALIP/RATLIP `code/lib/
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 from t2igan.data.safe_pickle import safe_load
 from t2igan.data.split import ImageRecord, Split
 from t2igan.errors import ConfigError, T2IGanError
+from t2igan.hashing import sha256_file
 
 SPLITS = ("train", "test")
 WORD = re.compile(r"\w")
@@ -83,10 +83,6 @@ def read_class_ids(path: Path, count: int) -> list[int] | None:
     if not isinstance(ids, (list, tuple)) or len(ids) != count:
         raise T2IGanError(f"{path}: expected a list of {count} class ids, one per image of filenames.pickle")
     return [int(i) for i in ids]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _require_dir(path: Path, what: str) -> Path:
@@ -226,7 +222,7 @@ def load_cub_split(
     preprocessing = {
         "layout": "birds (AttnGAN/DF-GAN/GALIP/RATLIP)",
         "crop": CUB_CROP_RULE,
-        "bbox_table_sha256": file_sha256(root / "CUB_200_2011" / "bounding_boxes.txt"),
+        "bbox_table_sha256": sha256_file(root / "CUB_200_2011" / "bounding_boxes.txt"),
     }
     return _split("cub", split, root, records, captions_per_image, problems, preprocessing)
 
@@ -355,7 +351,7 @@ def load_celeba_tiny_split(
         subset_path = Path(subset) if Path(subset).is_absolute() else root / subset
         wanted = set(read_subset(subset_path))
         keys = [k for k in keys if _strip_ext(k) in wanted]
-        preprocessing["subset"] = {"file": str(subset), "sha256": file_sha256(subset_path)}
+        preprocessing["subset"] = {"file": str(subset), "sha256": sha256_file(subset_path)}
     problems = Problems(on_error)
     records = build_records(
         root,

@@ -104,7 +104,7 @@ class MetricValue:
         check_provenance(self.provenance, self.name)  # every value, built-in or a plugin's, on creation
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields of `t2igan.bench.records.MetricRecord`, ready for a run record."""
+        """The fields of `t2igan.benchmarking.records.MetricRecord`, ready for a run record."""
         return asdict(self)
 
     @property

@@ -375,10 +375,7 @@ class CLIPGANModel(GANModel):
     registered once (`clip`), kept in eval mode, and left out of our checkpoints.
     """
 
-    uses_words = False
     excluded_state_prefixes = ("clip.", "generator.mapping.CLIP_ViT.")
-    # set by the official-checkpoint converter: a summary of the CLIP copy the official netG carried
-    official_clip_copy: dict[str, list[float]] | None = None
 
     def verify_official_clip_copy(self, summary: dict[str, list[float]], source: str) -> None:
         """Raise unless our CLIP is the one a converted official netG was trained with."""
@@ -400,7 +397,6 @@ class CLIPGANModel(GANModel):
         self.generator, self.discriminator, self.clip = generator, discriminator, encoder
         self.text_encoder_name = text_encoder_name
         self.sim_weight, self.magp_weight, self.magp_power = sim_weight, magp_weight, magp_power
-        self._pending: tuple[Tensor, Tensor, Tensor] | None = None  # (sentence, fake maps, fake embedding)
 
     def parameter_groups(self) -> dict[str, nn.Module]:
         """G, D (Mate-D), C (the conditional head) as the official counts split them, and the whole frozen
@@ -425,8 +421,7 @@ class CLIPGANModel(GANModel):
         real_maps.requires_grad_(True)
         fake = self.generator(self.sample_noise(len(sentence)), batch.text.sentence.detach())
         fake_maps, fake_embedding = self.clip.image_features(fake)
-        pending = (batch.text.sentence, fake_maps, fake_embedding)
-        self._pending = pending if fake_maps.requires_grad else None
+        self.keep_fakes(batch, (fake_maps, fake_embedding) if fake_maps.requires_grad else None)
         backbone = self.discriminator.backbone
         return discriminator_hinge_loss(
             self.discriminator.logits,
@@ -441,9 +436,9 @@ class CLIPGANModel(GANModel):
 
     def g_step(self, batch: Batch) -> LossDict:
         sentence = batch.text.sentence
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] is sentence:
-            fake_maps, fake_embedding = pending[1], pending[2]
+        kept = self.take_fakes(batch)
+        if kept is not None:
+            fake_maps, fake_embedding = kept
         else:
             fake = self.generator(self.sample_noise(len(sentence)), sentence.detach())
             fake_maps, fake_embedding = self.clip.image_features(fake)

@@ -4,7 +4,7 @@ and the GANModel that bundles them for the one Trainer every model shares."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +142,38 @@ class GANModel(nn.Module, ABC):
 
     @abstractmethod
     def g_step(self, batch: Batch) -> LossDict: ...
+
+    # True when the generator reads word features (attention over words, as AttnGAN's): the batches
+    # then carry the words and their mask as well as the sentence.
+    uses_words: bool = False
+
+    # Evaluation and sampling noise for `n` images, drawn from `generator` (DF-GAN's release truncates
+    # it); None draws N(0, I) with `sample_noise`.
+    eval_noise: Callable[[int, torch.Generator | None], Tensor] | None = None
+
+    # Set when converted from an official netG that carried its own CLIP copy (GALIP, RATLIP): a summary
+    # of that copy, checked against the CLIP found when the checkpoint is loaded.
+    official_clip_copy: dict[str, list[float]] | None = None
+
+    def verify_official_clip_copy(self, summary: dict[str, list[float]], source: str) -> None:
+        """Raise unless this model's CLIP is the one the official netG was trained with."""
+        from t2igan.errors import T2IGanError
+
+        raise T2IGanError(f"{source}: records a CLIP copy, but {type(self).__name__} holds no CLIP to check")
+
+    # The D step's fakes, kept for the G step on the same batch: the official loops generate once per
+    # iteration and score the same fakes in both steps.
+    _kept_fakes: tuple[Tensor, Any] | None = None
+
+    def keep_fakes(self, batch: Batch, fakes: Any) -> None:
+        """Keep `fakes` (None: keep nothing) for the G step on this very `batch` to reuse."""
+        self._kept_fakes = None if fakes is None else (batch.text.sentence, fakes)
+
+    def take_fakes(self, batch: Batch) -> Any:
+        """What the D step kept for this batch, once; None when it kept nothing for it (the G step then
+        generates its own)."""
+        kept, self._kept_fakes = self._kept_fakes, None
+        return kept[1] if kept is not None and kept[0] is batch.text.sentence else None
 
     def parameter_groups(self) -> dict[str, nn.Module]:
         """The parts whose parameters are reported separately (`t2igan models`, run records).

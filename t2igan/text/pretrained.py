@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from t2igan.atomic import write_json_atomic
+from t2igan.atomic import write_sidecar
 from t2igan.data.split import Split, canonical_json
 from t2igan.errors import ConfigError, T2IGanError, T2IGanWarning
 from t2igan.nn.interfaces import TextEncoder
@@ -480,7 +480,3 @@ def _remeasure(
         meta.update(retrieval_top1=cached.retrieval_top1, stats=cached.stats)
         with _locked(cached.path.with_name(cached.path.name + ".lock")):
             write_sidecar(sidecar_path(cached.path), meta)
-
-
-def write_sidecar(path: Path, value: Any) -> None:
-    write_json_atomic(path, value, indent=1, sort_keys=True)

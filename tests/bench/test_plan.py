@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from t2igan.bench.plan import BUDGET_STEPS, load_plan_file, make_plan
+from t2igan.benchmarking.plan import BUDGET_STEPS, load_plan_file, make_plan
 from t2igan.errors import ConfigError
 
 
@@ -74,8 +74,8 @@ def test_missing_or_invalid_plan_file(tmp_path):
 
 
 def test_official_fid_statistics_and_inception_weights_reach_the_fid_metric(tmp_path):
-    from t2igan.bench.evaluation import inception_configs
-    from t2igan.bench.runner import BenchRunner
+    from t2igan.benchmarking.evaluation import inception_configs
+    from t2igan.benchmarking.runner import BenchRunner
 
     path = tmp_path / "cub.toml"
     path.write_text(
@@ -125,8 +125,8 @@ epochs = 1
 
 @pytest.mark.parametrize("with_file", [True, False])
 def test_emitted_commands_rebuild_the_plan_one_run_each(tmp_path, with_file):
-    from t2igan.bench.commands import emit_commands, plan_from_args
     from t2igan.cli import build_parser
+    from t2igan.cli.commands import emit_commands, plan_from_args
 
     parser = build_parser()
     if with_file:

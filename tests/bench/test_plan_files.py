@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from t2igan.bench.plan import load_plan_file
-from t2igan.bench.runner import choose_preset
-from t2igan.models import parameter_counts, resolve
+from t2igan.benchmarking.plan import load_plan_file
+from t2igan.models import choose_preset, parameter_counts, resolve
 from t2igan.registry import get_registry
 
 PLANS = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "plans").glob("*.toml"))

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from t2igan.bench.records import SCHEMA_VERSION, RunRecord, read_record, write_record
+from t2igan.benchmarking.records import SCHEMA_VERSION, RunRecord, read_record, write_record
 from t2igan.errors import T2IGanError
 
 
@@ -37,7 +37,7 @@ def test_a_record_that_cannot_be_read_names_its_file(tmp_path, change, message):
 
 
 def test_git_state_names_only_the_checkout_t2igan_is_at_the_top_of(tmp_path):
-    from t2igan.bench.records import _git_state
+    from t2igan.benchmarking.records import _git_state
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from t2igan.bench import costs, records, runner
-from t2igan.bench.records import MetricRecord, RunRecord, environment
+from t2igan.benchmarking import costs, records, runner
+from t2igan.benchmarking.records import MetricRecord, RunRecord, environment
 from t2igan.metrics.values import PROVENANCE_FIELDS
 from t2igan.nn.interfaces import TextFeatures
-from t2igan.train.trainer import TrainResult
+from t2igan.training.trainer import TrainResult
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "records.md"
 

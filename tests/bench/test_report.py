@@ -9,8 +9,8 @@ import statistics
 import pandas as pd
 import pytest
 
-from t2igan.bench.records import COST_MODE, MetricRecord, RunRecord, read_record, run_dir, write_record
-from t2igan.bench.report import build_report, format_mean_std
+from t2igan.benchmarking.records import COST_MODE, MetricRecord, RunRecord, read_record, run_dir, write_record
+from t2igan.benchmarking.report import build_report, format_mean_std
 from t2igan.errors import T2IGanError
 
 SHA = "a" * 64

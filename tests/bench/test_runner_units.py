@@ -7,21 +7,27 @@ import json
 import pytest
 import torch
 
-from t2igan.bench.plan import make_plan
-from t2igan.bench.records import STATUS_FAILED, STATUS_FINISHED, RunRecord, read_record, run_dir, write_record
-from t2igan.bench.runner import (
+from t2igan.benchmarking.plan import make_plan
+from t2igan.benchmarking.records import (
+    STATUS_FAILED,
+    STATUS_FINISHED,
+    RunRecord,
+    read_record,
+    run_dir,
+    write_record,
+)
+from t2igan.benchmarking.runner import (
     BenchRunner,
     check_fid_mode,
-    choose_preset,
     expand_models,
-    total_steps,
     write_plan,
 )
 from t2igan.errors import ConfigError, T2IGanError
-from t2igan.models import parse_model_ref, resolve
+from t2igan.models import choose_preset, parse_model_ref, resolve
 from t2igan.nn.interfaces import TextFeatures
 from t2igan.registry import get_registry
-from t2igan.train.session import (
+from t2igan.training.run import total_steps
+from t2igan.training.session import (
     DatasetSession,
     SplitBatchSource,
     checkpoint_interval,
@@ -40,15 +46,23 @@ def test_all_means_every_registered_model():
     ]
 
 
+def _plan_steps(fields, resolved, steps_per_epoch, fallback=None):
+    budget = make_plan(fields).budget
+    return total_steps(resolved, steps_per_epoch, budget.steps, budget.epochs, fallback)
+
+
 def test_budgets_in_steps():
     registry = get_registry()
     paper = resolve(parse_model_ref("dfgan"), registry, preset="bird256")
-    assert total_steps(make_plan({"budget": "paper"}), paper, 100) == 1301 * 100  # bird.yml max_epoch
-    assert total_steps(make_plan({"epochs": 3}), paper, 100) == 300
-    assert total_steps(make_plan({"budget": "smoke"}), paper, 100) == 300
+    assert _plan_steps({"budget": "paper"}, paper, 100) == 1301 * 100  # bird.yml max_epoch
+    assert _plan_steps({"epochs": 3}, paper, 100) == 300
+    assert _plan_steps({"budget": "smoke"}, paper, 100) == 300
     tiny = resolve(parse_model_ref("dfgan"), registry, preset="tiny")
     with pytest.raises(T2IGanError, match="no max_epoch for --budget paper"):
-        total_steps(make_plan({"budget": "paper"}), tiny, 100)
+        _plan_steps({"budget": "paper"}, tiny, 100)
+    assert _plan_steps({"budget": "paper"}, tiny, 100, fallback=300) == 300  # `t2igan train`'s default
+    with pytest.raises(ConfigError, match="not both"):
+        total_steps(tiny, 100, steps=3, epochs=1)
 
 
 def test_a_folder_never_takes_a_second_fid_mode_on_the_same_dataset(tmp_path):
@@ -207,7 +221,7 @@ def test_grid_captions_are_fixed_and_spread_over_the_split():
 
 
 def test_every_plan_run_into_a_folder_is_kept(tmp_path):
-    from t2igan.bench.runner import write_plan
+    from t2igan.benchmarking.runner import write_plan
 
     first, second = {"name": "a", "models": ["dfgan"]}, {"name": "a", "models": ["alrgan:alr=false"]}
     write_plan(tmp_path, first)
@@ -222,7 +236,7 @@ def test_every_plan_run_into_a_folder_is_kept(tmp_path):
 def test_evaluation_images_do_not_depend_on_or_move_the_global_rng():
     """A generator that draws inside its forward (ALR-GAN's conditioning augmentation does): each batch
     depends on its noise seed only, and evaluating mid-training leaves the training's RNG where it was."""
-    from t2igan.bench.evaluation import make_generate
+    from t2igan.benchmarking.evaluation import make_generate
     from tests.train.toy import ToyGAN
 
     model = ToyGAN()
@@ -247,7 +261,7 @@ def test_evaluation_images_do_not_depend_on_or_move_the_global_rng():
 
 
 def test_cost_metrics_put_frozen_parameters_in_their_own_columns():
-    from t2igan.bench.runner import cost_metrics
+    from t2igan.benchmarking.runner import cost_metrics
 
     costs = {
         "images_per_second": 10.0,
@@ -266,7 +280,7 @@ def test_the_environment_names_the_device_and_the_checkout_state():
     import subprocess
     from pathlib import Path
 
-    from t2igan.bench.records import environment
+    from t2igan.benchmarking.records import environment
 
     env = environment(torch.device("cpu"))
     assert env["device"] == "cpu"

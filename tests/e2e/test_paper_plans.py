@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import torch
 
-from t2igan.bench.plan import load_plan_file
-from t2igan.bench.records import iter_records
-from t2igan.bench.report import CAVEAT_MARK, PAPER_NOTES, display_columns
+from t2igan.benchmarking.plan import load_plan_file
+from t2igan.benchmarking.records import iter_records
+from t2igan.benchmarking.report import CAVEAT_MARK, PAPER_NOTES, display_columns
 from t2igan.cli import main
 from t2igan.registry import get_registry
 from tests.layouts import (

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from t2igan.bench.records import STATUS_FINISHED, MetricRecord, RunRecord, write_record
-from t2igan.bench.report import build_report
+from t2igan.benchmarking.records import STATUS_FINISHED, MetricRecord, RunRecord, write_record
+from t2igan.benchmarking.report import build_report
 from t2igan.errors import T2IGanError
 from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample
 from t2igan.metrics.evaluate import evaluate

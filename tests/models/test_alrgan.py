@@ -19,8 +19,8 @@ from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 from t2igan.text.damsm import SmallDAMSMImageEncoder
 from t2igan.text.damsm_loss import damsm_loss
-from t2igan.train.checkpoint import read_checkpoint
-from t2igan.train.trainer import Trainer, TrainerConfig
+from t2igan.training.checkpoint import read_checkpoint
+from t2igan.training.trainer import Trainer, TrainerConfig
 from tests.models.conftest import d_loss_fall
 
 # Small enough to train for dozens of steps in a few seconds: stages 16 → 32 px.
@@ -220,7 +220,7 @@ def test_damsm_term_uses_the_encoders_image_encoder(registry, caplog):
     assert not any(k.startswith("_damsm") or "image_encoder" in k for k in model.state_dict())
     batch = text_batch()
     model.d_step(batch)
-    model._pending = None  # regenerate in g_step with a known seed, to recompute the term independently
+    model._kept_fakes = None  # regenerate in g_step with a known seed, to recompute the term independently
     torch.manual_seed(3)
     losses = model.g_step(batch)
     torch.manual_seed(3)

@@ -138,14 +138,14 @@ def test_d_step_terms_and_g_step_reuse_the_d_step_fakes(registry):
     batch = tiny_batch(4)
     losses = model.d_step(batch)
     assert set(losses) == {"loss", "real", "fake", "mismatch", "magp"} and losses["magp"] > 0
-    fake = model._pending[1]
+    fake = model._kept_fakes[1]
     seen = []
     handle = model.discriminator.backbone.register_forward_hook(lambda m, i, o: seen.append(i[0]))
     model.g_step(batch)
     handle.remove()
     assert seen[0] is fake  # one generator forward per iteration, as the official loop
     model.g_step(batch)  # a G step with no pending D step generates anew
-    assert seen[0] is fake and model._pending is None
+    assert seen[0] is fake and model._kept_fakes is None
 
 
 def test_fusion_rat_builds_and_trains(registry):

@@ -21,7 +21,7 @@ from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
 from t2igan.nn.clip_gan import DeepFusion
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 from t2igan.text.clip import build_clip
-from t2igan.train.trainer import Trainer, TrainerConfig
+from t2igan.training.trainer import Trainer, TrainerConfig
 from tests.models.conftest import d_loss_fall
 
 Layout = dict[str, tuple[int, ...]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from t2igan.train.trainer import Trainer, TrainerConfig
+from t2igan.training.trainer import Trainer, TrainerConfig
 from tests.models.conftest import build, tiny_batch
 
 

@@ -41,7 +41,7 @@ def test_paper_presets_train_with_the_released_adam_and_the_trainer_uses_it(name
     import torch
 
     from t2igan.models import parse_model_ref, resolve
-    from t2igan.train.session import make_trainer
+    from t2igan.training.session import make_trainer
 
     lr_g, lr_d, betas = RELEASED_ADAM[name]
     spec = get_registry().model(name)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from t2igan.cli import main
+from t2igan.cli.commands import parse_overrides
 from t2igan.errors import ConfigError
 from t2igan.text import pretrained
-from t2igan.text.commands import parse_overrides
 from t2igan.weights import sha256_file
 
 TINY = {

@@ -59,7 +59,7 @@ def test_resume_with_nothing_to_resume_says_so_and_trains_nothing(trained, tmp_p
 def test_the_same_seed_trains_the_same_weights_on_cpu(trained, tmp_path):
     import torch
 
-    from t2igan.train.checkpoint import read_checkpoint
+    from t2igan.training.checkpoint import read_checkpoint
 
     _, args, _ = trained
 
@@ -76,7 +76,7 @@ def test_the_same_seed_trains_the_same_weights_on_cpu(trained, tmp_path):
 
 
 def test_train_takes_the_checkpoint_interval_and_how_many_to_keep(trained, tmp_path, capsys):
-    from t2igan.train.checkpoint import step_checkpoints
+    from t2igan.training.checkpoint import step_checkpoints
 
     _, args, _ = trained
     out = tmp_path / "kept"
@@ -106,7 +106,7 @@ def test_sample_draws_a_grid_of_captions_by_noise(trained, tmp_path):
 
 
 def test_eval_of_a_checkpoint_uses_its_own_encoder_and_writes_json(trained, tmp_path, capsys, monkeypatch):
-    from t2igan.train.session import TextEncoderPool
+    from t2igan.training.session import TextEncoderPool
 
     out, _, plan = trained
     values = tmp_path / "values.json"

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from t2igan.nn.interfaces import Batch, TextFeatures
-from t2igan.train import distributed
+from t2igan.training import distributed
 from tests.conftest import ROOT, TINY_ENCODER_SETTINGS
 
 

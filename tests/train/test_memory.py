@@ -7,8 +7,8 @@ import time
 
 import torch
 
-from t2igan.train import memory
-from t2igan.train.memory import PeakMemoryMeter
+from t2igan.training import memory
+from t2igan.training.memory import PeakMemoryMeter
 
 
 def _hold(megabytes: int, seconds: float) -> None:

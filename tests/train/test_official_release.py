@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from t2igan.cli import main
-from t2igan.errors import T2IGanError
+from t2igan.errors import ConfigError, T2IGanError
 from t2igan.registry import get_registry
 from t2igan.text.vocab import Vocabulary
-from t2igan.train.checkpoint import read_checkpoint
+from t2igan.training.checkpoint import read_checkpoint
 from tests.models.conftest import official_to_random
 from tests.models.test_dfgan import official_layout
 from tests.text.test_damsm_encoders import official_text_layout, random_state
@@ -194,8 +194,8 @@ def test_convert_a_released_galip_keeps_its_networks_and_drops_the_frozen_clip(t
 def test_a_converted_galip_loads_only_with_the_clip_its_netg_carried(tmp_path, monkeypatch, same_clip):
     from t2igan.nn.clip_gan_build import stand_in_clip
     from t2igan.registry import get_registry
-    from t2igan.train import commands
-    from t2igan.train.session import TextEncoderPool, TextHandle
+    from t2igan.training.run import load_trained
+    from t2igan.training.session import TextEncoderPool, TextHandle
     from tests.models.test_galip import net_c, net_d, net_g, official_state, tiny_sizes
 
     monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path / "cache"))
@@ -210,7 +210,7 @@ def test_a_converted_galip_loads_only_with_the_clip_its_netg_carried(tmp_path, m
     assert main(["convert", str(tmp_path / "release.pth"), "--model", "galip.tiny", "--out", str(out)]) == 0
     handle = TextHandle("clip", found.requires_grad_(False).eval(), "stand-in", {"name": "clip"})
     monkeypatch.setattr(TextEncoderPool, "get", lambda self, name, data, recorded=None: handle)
-    load = lambda: commands.load_trained(out, get_registry(), torch.device("cpu"), "shapes:size=tiny")  # noqa: E731
+    load = lambda: load_trained(out, get_registry(), torch.device("cpu"), "shapes:size=tiny")  # noqa: E731
     if same_clip:
         model = load()[0]
         assert model.clip is found
@@ -221,10 +221,33 @@ def test_a_converted_galip_loads_only_with_the_clip_its_netg_carried(tmp_path, m
 
 @pytest.mark.parametrize("key", ["weights_sha256", "sha256"])  # records and checkpoints of either age
 def test_a_recorded_encoder_file_that_was_replaced_is_refused(tmp_path, key):
-    from t2igan.train.session import TextEncoderPool
+    from t2igan.training.session import TextEncoderPool
 
     file = tmp_path / "damsm.pt"
     file.write_bytes(b"not the weights the model was trained with")
     pool = TextEncoderPool(get_registry(), torch.device("cpu"), progress=False)
     with pytest.raises(T2IGanError, match=r"damsm\.pt: sha256 .* differs from the 000000000000"):
         pool._recorded("damsm", {"name": "damsm", "path": str(file), key: "0" * 64})
+
+
+def test_create_model_loads_a_release_in_memory_as_convert_writes_it(release):
+    import t2igan
+
+    folder, _, _ = release
+    encoders = {
+        "damsm": {"weights": str(folder / "text_encoder200.pth"), "vocab": str(folder / "vocab.json")}
+    }
+    direct = t2igan.create_model("dfgan.bird256", checkpoint=[folder / "rel.pth"], encoders=encoders)
+    assert direct.name == "dfgan.bird256" and direct.data.name == "cub"
+    path, info = t2igan.convert([folder / "rel.pth"], "dfgan.bird256", folder / "converted.pt")
+    assert info["converted_from"][0]["file"] == str(folder / "rel.pth")
+    loaded = t2igan.create_model("dfgan", checkpoint=path, encoders=encoders)
+    captions = ["a small bird with a red head", "a bird"]
+    images = direct.generate(captions, n=2, seed=3, as_tensor=True)
+    assert images.shape == (4, 3, 256, 256) and images.min() >= -1 and images.max() <= 1
+    assert torch.equal(images, loaded.generate(captions, n=2, seed=3, as_tensor=True))
+    assert not torch.equal(images, direct.generate(captions, n=2, seed=4, as_tensor=True))
+    pictures = loaded.generate("a bird", n=1, seed=3)
+    assert len(pictures) == 1 and pictures[0].size == (256, 256)
+    with pytest.raises(ConfigError, match="holds dfgan.bird256"):
+        t2igan.create_model("ratgan", checkpoint=path, encoders=encoders)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from t2igan.errors import T2IGanError
-from t2igan.train.checkpoint import read_checkpoint, step_checkpoints
-from t2igan.train.trainer import Trainer, TrainerConfig, TrainingDiverged
+from t2igan.training.checkpoint import read_checkpoint, step_checkpoints
+from t2igan.training.trainer import Trainer, TrainerConfig, TrainingDiverged
 from tests.train.toy import ToyGAN, ToySource
 
 
@@ -192,7 +192,7 @@ def test_a_run_does_not_resume_with_another_text_encoder(tmp_path):
 
 def test_the_sample_grid_is_drawn_in_chunks_without_an_autograd_graph(tmp_path):
     from t2igan.nn import TextFeatures
-    from t2igan.train.trainer import SAMPLE_CHUNK
+    from t2igan.training.trainer import SAMPLE_CHUNK
 
     model = ToyGAN()
     seen, drawn = [], []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from t2igan.bench.records import STATUS_FINISHED, RunRecord, split_identity
+from t2igan.benchmarking.records import STATUS_FINISHED, RunRecord, split_identity
 
 COST_METRIC = "images_per_second"
 PLOTTED_LOSSES = ("d_loss", "g_loss")  # of the Trainer's logged losses, the two totals are plotted
@@ -128,7 +128,7 @@ def _plotted_history(metric: str) -> bool:
 
 def _caveat(rows: pd.DataFrame) -> str:
     """The report's mark for values made with stand-in weights or a lowered probe threshold."""
-    from t2igan.bench.report import CAVEAT_MARK, value_caveats
+    from t2igan.benchmarking.report import CAVEAT_MARK, value_caveats
 
     found = value_caveats(rows)
     return f"\n{CAVEAT_MARK} {'; '.join(found)}" if found else ""

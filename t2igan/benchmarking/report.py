@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from t2igan.atomic import write_json_atomic, write_text_atomic
-from t2igan.bench.records import COST_MODE, STATUS_FINISHED, RunRecord, iter_records, split_identity
+from t2igan.benchmarking.records import COST_MODE, STATUS_FINISHED, RunRecord, iter_records, split_identity
 from t2igan.errors import T2IGanError
 from t2igan.metrics.values import MAPPING, OWN_REFERENCE, PROVENANCE_FIELDS
 
@@ -436,6 +436,6 @@ def _write_outputs(root: Path, report: Report, records: list[RunRecord]) -> None
         report.files.append(atomic_text("table.md", to_markdown(report.table, report.notes)))
         report.files.append(atomic_text("table.tex", to_latex(report.table)))
     report.files.append(write_json_atomic(root / "report_notes.json", {"notes": report.notes}))
-    from t2igan.bench.plots import write_plots
+    from t2igan.benchmarking.plots import write_plots
 
     report.files.extend(write_plots(root, report.results, records))

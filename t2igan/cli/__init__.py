@@ -1,4 +1,6 @@
-"""The `t2igan` command: argument parsing and dispatch to the rooms that do the work.
+"""The `t2igan` command: argument parsing, and dispatch to the handlers in `t2igan.cli.commands`,
+which turn the flags into calls of the Python API (`t2igan.api`). Nothing below `t2igan.cli` sees
+argparse.
 
 Every command turns a `T2IGanError` into one line on stderr and exit status 2, never a traceback.
 """
@@ -7,148 +9,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from t2igan import __version__
 from t2igan.errors import T2IGanError, T2IGanWarning
 
 
-def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
-    """Import a room only when its command runs: `t2igan --help` stays fast and torch-free."""
+def _lazy(function: str) -> Callable[[argparse.Namespace], int]:
+    """The handler, imported only when its command runs: `t2igan --help` stays fast and torch-free."""
 
     def run(args: argparse.Namespace) -> int:
-        handler = getattr(importlib.import_module(module), function)
+        handler = getattr(importlib.import_module("t2igan.cli.commands"), function)
         return handler(args)
 
     return run
-
-
-# ---------------------------------------------------------------------------------------- plugins
-
-
-def cmd_plugins(args: argparse.Namespace) -> int:
-    from t2igan.registry import get_registry
-
-    registry = get_registry()
-    rows = [info.as_dict() for info in registry.plugins.values()]
-    if not args.all:
-        rows = [r for r in rows if r["status"] != "ok" or r["provides"]]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        version = f" {row['version']}" if row["version"] else ""
-        origin = "built-in" if row["builtin"] else (row["distribution"] or "in-process")
-        print(f"{row['name']}{version}  [{origin}]  status: {row['status']}")
-        if row["error"]:
-            print(f"  error: {row['error']}")
-        for kind, names in row["provides"].items():
-            print(f"  {kind}s: {', '.join(names)}")
-        for what, license_ in row["licenses"].items():
-            print(f"  license of {what}: {license_}")
-        if row["hooks"]:
-            print(f"  hooks: {', '.join(row['hooks'])}")
-    return 0 if all(r["status"] == "ok" for r in rows) or not args.strict else 1
-
-
-# ----------------------------------------------------------------------------------------- models
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    from t2igan.models import ModelRef, parameter_counts, resolve
-    from t2igan.registry import get_registry, matching
-
-    registry = get_registry()
-    names = matching(registry.models, args.pattern) if args.pattern else sorted(registry.models)
-    if args.pattern and not names:
-        # a pattern may name presets too (`*.tiny`, `galip.cub*`)
-        names = sorted(registry.models)
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        spec = registry.model(name)
-        for preset_name, preset in spec.presets.items():
-            full = f"{name}.{preset_name}"
-            if args.pattern and not (matching([name], args.pattern) or matching([full], args.pattern)):
-                continue
-            row: dict[str, Any] = {
-                "model": name,
-                "preset": preset_name,
-                "dataset": preset.dataset,
-                "image_size": preset.image_size,
-                "batch_size": preset.batch_size,
-                "text_encoder": preset.text_encoder,
-                "license": spec.license,
-                "citation": spec.citation,
-                "source": preset.source,
-                "paper_results": [vars(r) for r in spec.paper_results],
-            }
-            if not args.no_counts:
-                try:
-                    row["parameters"] = parameter_counts(
-                        resolve(ModelRef(name, preset_name), registry), registry
-                    )
-                except Exception as exc:  # one model that fails to build must not hide the others
-                    row["parameters"] = None
-                    row["error"] = f"{type(exc).__name__}: {exc}"
-            rows.append(row)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
-    if not rows:
-        if not args.pattern:
-            print("no models registered")
-            return 0
-        import difflib
-
-        close = difflib.get_close_matches(args.pattern, sorted(registry.models), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(sorted(registry.models))
-        print(f"t2igan models: no model matches {args.pattern!r}{hint}; known: {known}", file=sys.stderr)
-        return 1
-    header = f"{'model.preset':<24} {'dataset':<12} {'size':>5} {'G params':>13} {'D params':>13} {'C params':>11}  license"
-    print(header)
-    for row in rows:
-        counts = row.get("parameters") or {}
-        g, d, c = (counts.get(part, {}).get("total") for part in ("G", "D", "C"))
-        print(
-            f"{row['model'] + '.' + row['preset']:<24} {row['dataset'] or '-':<12} {row['image_size']:>5} "
-            f"{_count(g):>13} {_count(d):>13} {(_count(c) if c is not None else '-'):>11}  {row['license']}"
-        )
-        if row.get("error"):
-            print(f"  error: {row['error']}")
-    return 0
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
-
-
-# ------------------------------------------------------------------------------------------- data
-
-
-def cmd_data_check(args: argparse.Namespace) -> int:
-    from t2igan.data.commands import check_dataset, format_check_report
-    from t2igan.train.session import parse_dataset_ref
-
-    name, options = parse_dataset_ref(args.name)
-    report = check_dataset(name, args.root, progress=True, **options)
-    print(format_check_report(report))
-    return 0 if report.ok else 1
-
-
-def cmd_data_prepare(args: argparse.Namespace) -> int:
-    from t2igan.data.commands import prepare
-    from t2igan.train.session import parse_dataset_ref
-
-    name, options = parse_dataset_ref(args.name)
-    splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
-    for path in prepare(name, args.root, splits, args.resolution, verify=args.verify or None, **options):
-        print(f"cache ready: {path}")
-    return 0
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -206,7 +82,10 @@ def _add_inception_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from t2igan.bench.budgets import BUDGET_STEPS, BUDGETS  # torch-free: building the parser stays quick
+    from t2igan.benchmarking.budgets import (  # torch-free: building the parser stays quick
+        BUDGET_STEPS,
+        BUDGETS,
+    )
 
     parser = argparse.ArgumentParser(
         prog="t2igan",
@@ -255,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=1, help="processes per run (torchrun DDP)")
     p.add_argument("--emit-commands", action="store_true", help="print one command per run and exit")
     _add_device(p)
-    p.set_defaults(func=_lazy("t2igan.bench.commands", "run_bench"))
+    p.set_defaults(func=_lazy("cmd_bench"))
 
     p = sub.add_parser("train", help="train one model on one dataset")
     p.add_argument("--model", required=True, help="model reference, e.g. dfgan, dfgan.tiny, dfgan:fusion=rat")
@@ -286,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="resume from the run folder's last checkpoint")
     p.add_argument("--plan", default=None, help="take the [encoders] settings from this plan file")
     _add_device(p)
-    p.set_defaults(func=_lazy("t2igan.train.commands", "run_train"))
+    p.set_defaults(func=_lazy("cmd_train"))
 
     p = sub.add_parser("eval", help="score a checkpoint or a folder of images against a dataset split")
     p.add_argument("source", help="a checkpoint (.pt) or a folder of images")
@@ -309,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan", default=None, help="take the [encoders] and [probe] settings from this plan file"
     )
     _add_device(p)
-    p.set_defaults(func=_lazy("t2igan.train.commands", "run_eval"))
+    p.set_defaults(func=_lazy("cmd_eval"))
 
     p = sub.add_parser("sample", help="generate images from captions with a checkpoint")
     p.add_argument("--ckpt", required=True, help="a checkpoint written by `t2igan train` or `t2igan convert`")
@@ -333,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan", default=None, help="take the [encoders] settings (weights, vocab) from this plan file"
     )
     _add_device(p)
-    p.set_defaults(func=_lazy("t2igan.train.commands", "run_sample"))
+    p.set_defaults(func=_lazy("cmd_sample"))
 
     p = sub.add_parser("report", help="build results.csv, table.csv/.md/.tex and plots from run records")
     p.add_argument("runs", help="a plan's output folder, e.g. runs/shapes-smoke")
-    p.set_defaults(func=_lazy("t2igan.bench.commands", "run_report"))
+    p.set_defaults(func=_lazy("cmd_report"))
 
     p = sub.add_parser("data", help="check a dataset folder or build its caches")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -345,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("check", help="validate a dataset folder and print what it holds")
     q.add_argument("name", help=dataset_help)
     q.add_argument("--root", default=None, help="dataset folder")
-    q.set_defaults(func=cmd_data_check)
+    q.set_defaults(func=_lazy("cmd_data_check"))
     q = data_sub.add_parser("prepare", help="pre-process images into the training cache")
     q.add_argument("name", help=dataset_help)
     q.add_argument("--root", default=None, help="dataset folder")
@@ -356,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-hash existing caches of any size against their recorded sha256 (rebuild if corrupted)",
     )
-    q.set_defaults(func=cmd_data_prepare)
+    q.set_defaults(func=_lazy("cmd_data_prepare"))
 
     p = sub.add_parser("convert", help="convert an official released checkpoint into ours")
     p.add_argument(
@@ -371,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "be left out when the model has one paper preset only)",
     )
     p.add_argument("--out", required=True, help="where to write the converted checkpoint")
-    p.set_defaults(func=_lazy("t2igan.train.commands", "run_convert"))
+    p.set_defaults(func=_lazy("cmd_convert"))
 
     p = sub.add_parser("pretrain-encoder", help="pre-train a text encoder (DAMSM pair or small CLIP)")
     p.add_argument("kind", choices=("damsm", "clip"))
@@ -389,19 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre-training config override, e.g. epochs=5 (repeatable)",
     )
     _add_device(p)
-    p.set_defaults(func=_lazy("t2igan.text.commands", "run_pretrain"))
+    p.set_defaults(func=_lazy("cmd_pretrain"))
 
     p = sub.add_parser("plugins", help="list plugins: what each provides, its status and licence")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="also list plugins that provide nothing")
     p.add_argument("--strict", action="store_true", help="exit 1 if any plugin failed to load")
-    p.set_defaults(func=cmd_plugins)
+    p.set_defaults(func=_lazy("cmd_plugins"))
 
     p = sub.add_parser("models", help="list models and presets with parameter counts of G and D")
     p.add_argument("pattern", nargs="?", help="wildcard over model or model.preset names, e.g. '*rat*'")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-counts", action="store_true", help="skip building models to count parameters")
-    p.set_defaults(func=cmd_models)
+    p.set_defaults(func=_lazy("cmd_models"))
     return parser
 
 
@@ -429,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if "torch.distributed" in sys.modules:  # a command that may have joined torchrun's process group
-            from t2igan.train import distributed
+            from t2igan.training import distributed
 
             distributed.shutdown()
 

@@ -21,8 +21,8 @@ from torch import Tensor
 from t2igan.atomic import torch_save_atomic, write_text_atomic
 from t2igan.errors import T2IGanError
 from t2igan.nn.interfaces import Batch, GANModel, LossDict, TextFeatures
-from t2igan.train import distributed
-from t2igan.train.checkpoint import (
+from t2igan.training import distributed
+from t2igan.training.checkpoint import (
     check_text_encoder,
     make_checkpoint,
     prune_checkpoints,
@@ -30,7 +30,7 @@ from t2igan.train.checkpoint import (
     set_rng_state,
     step_checkpoints,
 )
-from t2igan.train.memory import PeakMemoryMeter
+from t2igan.training.memory import PeakMemoryMeter
 
 
 class TrainingDiverged(T2IGanError):
@@ -310,7 +310,7 @@ class Trainer:
     def write_samples(self, tag: str) -> Path | None:
         if not self.is_writer or self.sample_text is None or self.sample_noise is None:
             return None
-        from t2igan.train.samples import save_grid, stage_grid
+        from t2igan.training.samples import save_grid, stage_grid
 
         was_training = self.model.training
         self.model.eval()

@@ -12,14 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from t2igan.bench.records import MetricRecord
+from t2igan.benchmarking.records import MetricRecord
 from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalContext
 from t2igan.metrics.evaluate import EvalResult, evaluate
 from t2igan.nn.interfaces import GANModel
 from t2igan.specs import Protocol
-from t2igan.train.session import DatasetSession, TextEncoderPool, TextHandle
-from t2igan.train.trainer import seeded_rng
+from t2igan.training.session import DatasetSession, TextEncoderPool, TextHandle
+from t2igan.training.trainer import seeded_rng
 
 ENCODER_NEEDS = ("clip", "damsm", "probe")  # MetricSpec.needs entries that name an encoder
 PROBE_SPLIT_SEED = 7_919  # the probe learns from its own shapes scenes, never from the test split
@@ -93,7 +93,7 @@ def make_generate(
     evaluation truncates) from a seeded generator, images clamped to [-1, 1]. Randomness inside the
     forward (conditioning augmentation) is drawn from the same seed on a forked RNG: a batch gives the same
     images whatever ran before, and evaluating during training leaves the training's RNG untouched."""
-    eval_noise = getattr(model, "eval_noise", None) or model.sample_noise
+    eval_noise = model.eval_noise or model.sample_noise
 
     def generate(captions: list[str], noise_seed: int) -> Tensor:
         features = text.encode(captions, device)

@@ -19,12 +19,13 @@ from torch import Tensor
 
 from t2igan.data.split import Split
 from t2igan.errors import ConfigError, T2IGanError, WeightsNotFoundError
+from t2igan.hashing import sha256_file
 from t2igan.models import ResolvedModel, parse_model_ref
 from t2igan.nn.interfaces import Batch, GANModel, TextEncoder, TextFeatures
 from t2igan.paths import cache_root
 from t2igan.specs import DatasetSpec, Protocol
-from t2igan.train.checkpoint import text_encoder_sha
-from t2igan.train.trainer import Trainer, TrainerConfig
+from t2igan.training.checkpoint import text_encoder_sha
+from t2igan.training.trainer import Trainer, TrainerConfig
 
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 DAMSM_TAGS = {"flowers": "flower"}  # dataset name -> the tag of its official DAMSM weights
@@ -197,7 +198,7 @@ class TextEncoderPool:
         from t2igan.text.pretrained import load_encoder
 
         path = Path(recorded["path"])
-        sha, want = _file_sha(path), text_encoder_sha(recorded)
+        sha, want = sha256_file(path), text_encoder_sha(recorded)
         if want and sha != want:
             raise T2IGanError(
                 f"{path}: sha256 {sha[:12]} differs from the {want[:12]} the model was trained "
@@ -255,7 +256,7 @@ class TextEncoderPool:
                 if pair.image_encoder is not None
                 else functools.partial(load_damsm, **arguments, with_image=True)
             )
-            sha = _file_sha(pair.text_file)
+            sha = sha256_file(pair.text_file) if pair.text_file else ""
             info = {
                 "name": name,
                 "weights_file": str(pair.text_file),
@@ -294,12 +295,6 @@ def _dataset_vocabulary(data: DatasetSession) -> Path | None:
 def _describe(encoder: Any) -> dict[str, Any]:
     describe = getattr(encoder, "describe", None)
     return dict(describe()) if callable(describe) else {}
-
-
-def _file_sha(path: Path | None) -> str:
-    from t2igan.weights import sha256_file
-
-    return sha256_file(path) if path else ""
 
 
 # ------------------------------------------------------------------------------------------ batches

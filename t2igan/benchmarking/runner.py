@@ -5,23 +5,21 @@ resume from their last checkpoint, a failing one is recorded as failed and the p
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from t2igan.atomic import write_json_atomic, write_text_atomic
-from t2igan.bench.costs import inference_throughput, run_costs
-from t2igan.bench.evaluation import EvalEncoders, evaluate_model
-from t2igan.bench.plan import BenchPlan, RunKey
-from t2igan.bench.records import (
+from t2igan.benchmarking.costs import inference_throughput, run_costs
+from t2igan.benchmarking.evaluation import EvalEncoders, evaluate_model
+from t2igan.benchmarking.plan import BenchPlan, RunKey
+from t2igan.benchmarking.records import (
     COST_MODE,
     STATUS_FAILED,
     STATUS_FINISHED,
@@ -36,47 +34,11 @@ from t2igan.bench.records import (
     write_record,
 )
 from t2igan.errors import ConfigError, T2IGanError
-from t2igan.models import ModelRef, ResolvedModel, build_model, resolve
-from t2igan.nn.interfaces import BuildContext
-from t2igan.train import distributed
-from t2igan.train.session import (
-    DatasetSession,
-    TextEncoderPool,
-    batch_source,
-    fixed_captions,
-    grid_inputs,
-    image_size,
-    make_trainer,
-    model_info,
-    seed_everything,
-)
-from t2igan.train.trainer import TrainingDiverged
-
-GRID_CAPTIONS = 8  # the sample grid: 8 fixed test captions (rows) ...
-GRID_NOISE = 8  # ... x 8 fixed noise vectors (columns), identical for every model and seed of a plan
-
-
-def choose_preset(spec: Any, dataset: str, explicit: str | None) -> str:
-    """The model's paper preset for this dataset if it has one, else its default (`tiny`)."""
-    if explicit:
-        return explicit
-    for name, preset in spec.presets.items():
-        if preset.dataset == dataset:
-            return name
-    return spec.default_preset
-
-
-def total_steps(plan: BenchPlan, resolved: ResolvedModel, steps_per_epoch: int) -> int:
-    budget = plan.budget
-    if budget.steps is not None:
-        return budget.steps
-    epochs = budget.epochs if budget.epochs is not None else resolved.config.get("max_epoch")
-    if not epochs:
-        raise T2IGanError(
-            f"{resolved.ref.label}: preset {resolved.preset.name!r} has no max_epoch for --budget paper; "
-            "give --steps or --epochs"
-        )
-    return int(epochs) * steps_per_epoch
+from t2igan.models import ModelRef, choose_preset
+from t2igan.training import distributed
+from t2igan.training.run import PreparedRun, prepare_run
+from t2igan.training.session import DatasetSession, TextEncoderPool, fixed_captions, resolve_device
+from t2igan.training.trainer import TrainingDiverged
 
 
 def write_plan(out: Path, plan: dict[str, Any]) -> Path:
@@ -108,6 +70,53 @@ def expand_models(plan: BenchPlan, registry: Any) -> list[ModelRef]:
     if plan.models:
         return list(plan.models)
     return [ModelRef(name) for name in sorted(registry.models)]
+
+
+def validate_plan(plan: BenchPlan, registry: Any) -> BenchPlan:
+    """`all` expanded, and every model and dataset name looked up: a misspelt one fails here, once, not
+    once per run."""
+    plan.models = expand_models(plan, registry)
+    for ref in plan.models:
+        registry.model(ref.name)
+    for label in plan.datasets:
+        registry.dataset(label.split(":", 1)[0])
+    return plan
+
+
+def check_roots(plan: BenchPlan) -> None:
+    """Every dataset folder the plan needs exists, checked before the first run: a missing root would
+    otherwise fail each of its runs in turn, after the earlier ones had trained."""
+    from t2igan.data.commands import resolve_root
+
+    for label in plan.datasets:
+        name = label.split(":", 1)[0]
+        try:
+            resolve_root(name, plan.roots.get(name))
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (bench: --root {name}=DIR, or `roots` in the plan file)") from None
+
+
+def run_plan(plan: BenchPlan, registry: Any, progress: bool = True) -> tuple[list[RunRecord], Any]:
+    """Validate the plan, run every run of it (joining torchrun's process group when launched so), and
+    build its report. Returns the records and the report (None on ranks other than 0, which report
+    nothing)."""
+    from t2igan.benchmarking.report import build_report
+
+    validate_plan(plan, registry)
+    check_roots(plan)
+    device = distributed.init_from_environment(str(resolve_device(plan.device)))  # torchrun: join
+    runs = plan.runs()
+    main = distributed.is_main_process()
+    if main:
+        print(
+            f"plan {plan.name}: {len(plan.models)} model(s) x {len(plan.datasets)} dataset(s) x "
+            f"{len(plan.seeds)} seed(s) = {len(runs)} run(s), budget {plan.budget.describe()}, "
+            f"protocol {plan.protocol}, device {device}, {distributed.world_size()} process(es); "
+            f"writing to {plan.out}",
+            flush=True,
+        )
+    records = BenchRunner(plan, registry, device, progress=progress).run()
+    return records, (build_report(plan.out) if main else None)
 
 
 class BenchRunner:
@@ -264,9 +273,9 @@ class BenchRunner:
         self.checked_splits.add(key.dataset)
 
     def _execute(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> None:
-        with distributed.main_process_first():  # rank 0 builds the caches; the other ranks read them
-            parts = self._prepare(key, folder, record, label)
-        trainer = parts.new_trainer()  # outside: it broadcasts rank 0's weights, a collective of every rank
+        run = self._prepare(key, folder, record, label)
+        # outside rank 0's head start: building the Trainer broadcasts rank 0's weights, a collective
+        trainer = run.trainer(on_step=self._progress_evaluator(run, folder))
         try:
             result = trainer.fit()
         except TrainingDiverged:
@@ -278,102 +287,93 @@ class BenchRunner:
         if not self.writer:
             return  # rank 0 evaluates and records; the others go on to the next run's training
         record.history = _loss_history(trainer.log_path) + _read_history(folder / HISTORY_FILE)
-        self._evaluate(key, folder, record, label, parts, result)
+        self._evaluate(key, folder, record, label, run, result)
 
-    def _prepare(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> _RunParts:
-        data = self.dataset(key.dataset)
-        spec = self.registry.model(key.model.name)
-        resolved = resolve(key.model, self.registry, preset=choose_preset(spec, data.name, key.model.preset))
-        record.model_name, record.preset = resolved.spec.name, resolved.preset.name
-        record.config = resolved.config
-        record.paper_results = [vars(r) for r in resolved.spec.paper_results]
-        record.optimises = list(resolved.spec.optimises)
-        record.split = data.split_info()
+    def _protocol(self, data: DatasetSession) -> Any:
         protocol = data.protocol(self.plan.protocol)
         if self.plan.eval_images is not None:  # capped: every value says quick (metrics/evaluate.is_quick)
             protocol = dataclasses.replace(protocol, max_images=self.plan.eval_images)
-        record.protocol = protocol_entry(protocol)
+        return protocol
+
+    def _prepare(self, key: RunKey, folder: Path, record: RunRecord, label: str) -> PreparedRun:
+        data = self.dataset(key.dataset)
         # the plan's budget as given; the step count it resolves to and the batch size are added below
         budget = self.plan.budget
         record.budget = {"name": budget.name, "steps": budget.steps, "epochs": budget.epochs}
-        text = self.encoders.get(resolved.preset.text_encoder, data)
-        record.text_encoder = text.info
-        self._write(folder, record)  # a "running" record says what is being done, even if it dies
 
-        seed_everything(key.seed)
-        size = image_size(resolved)
-        # images are scored at the generator's own resolution (the papers': 256 px, GALIP's 224); real images
-        # are brought to it, then each metric resizes both as its back-end does (Inception: 299)
-        record.protocol["resolution"] = size
-        model = build_model(resolved, BuildContext(self.registry, text.encoder, self.device))
-        with_words = bool(getattr(model, "uses_words", False))
-        batch_size = self._batch_size(key)
-        source = batch_source(data, text, size, batch_size, key.seed, with_words)
-        steps = total_steps(self.plan, resolved, source.steps_per_epoch)
-        record.budget.update(steps=steps, batch_size=batch_size)
-        grid_text, grid_noise = grid_inputs(
-            text,
-            fixed_captions(data.test, GRID_CAPTIONS),
-            GRID_NOISE,
-            model.generator.noise_dim,
-            self.plan.eval_seed,
+        def describe(resolved: Any, text: Any) -> None:
+            record.model_name, record.preset = resolved.spec.name, resolved.preset.name
+            record.config = resolved.config
+            record.paper_results = [vars(r) for r in resolved.spec.paper_results]
+            record.optimises = list(resolved.spec.optimises)
+            record.split = data.split_info()
+            record.protocol = protocol_entry(self._protocol(data))
+            record.text_encoder = text.info
+            self._write(folder, record)  # a "running" record says what is being done, even if it dies
+
+        run = prepare_run(
+            self.registry,
+            data,
+            key.model,
+            self.encoders,
             self.device,
-        )
-        new_trainer = functools.partial(
-            make_trainer,
-            model,
-            source,
-            resolved,
             folder / "train",
-            steps,
             key.seed,
-            self.device,
-            grid_text,
-            grid_noise,
+            steps=budget.steps,
+            epochs=budget.epochs,
+            batch_size=self._batch_size(key),
+            grid_seed=self.plan.eval_seed,
             progress=self.progress,
-            model_info=model_info(resolved, data, text),
+            label=label,
             checkpoint_every=self.plan.checkpoint_every,
             keep_last=self.plan.keep_last,
-            label=label,
-            on_step=self._progress_evaluator(model, text, data, protocol, size, folder),
+            on_resolved=describe,
         )
-        return _RunParts(model, text, data, protocol, size, new_trainer)
+        # images are scored at the generator's own resolution (the papers': 256 px, GALIP's 224); real images
+        # are brought to it, then each metric resizes both as its back-end does (Inception: 299)
+        record.protocol["resolution"] = run.size
+        record.budget.update(steps=run.steps, batch_size=run.batch_size)
+        return run
 
     def _evaluate(
-        self, key: RunKey, folder: Path, record: RunRecord, label: str, parts: _RunParts, result: Any
+        self, key: RunKey, folder: Path, record: RunRecord, label: str, run: PreparedRun, result: Any
     ) -> None:
-        model, text, data, protocol, size = parts.model, parts.text, parts.data, parts.protocol, parts.size
+        protocol = self._protocol(run.data)
         metrics, evaluation = evaluate_model(
-            model,
-            text,
-            data,
+            run.model,
+            run.text,
+            run.data,
             protocol,
             self.eval_encoders,
             self.registry,
             self.device,
-            size,
+            run.size,
             folder,
             progress=self.progress,
             second_clip=self.plan.second_clip,
             **self._inception_settings(key.dataset),
         )
-        throughput_text = text.encode(fixed_captions(data.test, record.budget["batch_size"]), self.device)
-        record.costs = run_costs(model, result, inference_throughput(model, throughput_text, self.device))
+        throughput_text = run.text.encode(
+            fixed_captions(run.data.test, record.budget["batch_size"]), self.device
+        )
+        record.costs = run_costs(
+            run.model, result, inference_throughput(run.model, throughput_text, self.device)
+        )
         record.costs["eval_seconds"] = evaluation.seconds
         record.costs["processes"] = distributed.world_size()  # torchrun: train costs are of N processes
         record.metrics = metrics + cost_metrics(record.costs)
         headline = {*protocol.metrics, "clip_score_2"}  # not every per-attribute value of a probe
         _say(f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in headline))
 
-    def _progress_evaluator(
-        self, model: Any, text: Any, data: DatasetSession, protocol: Any, size: int, folder: Path
-    ) -> Any:
+    def _progress_evaluator(self, run: PreparedRun, folder: Path) -> Any:
         """With `eval_every`, a callback scoring the model on the first `eval_every_images` test captions
         every N steps (a `quick` protocol, labelled so) into history.jsonl: the metric-vs-step curves.
         A resumed run keeps the lines of the steps its checkpoint holds."""
         every = self.plan.eval_every
         if not every:
             return None
+        model, text, data, size = run.model, run.text, run.data, run.size
+        protocol = self._protocol(data)
         quick = dataclasses.replace(
             protocol, name=f"quick-{protocol.name}", sample_times=1, max_images=self.plan.eval_every_images
         )
@@ -406,18 +406,6 @@ class BenchRunner:
 
 
 HISTORY_FILE = "history.jsonl"
-
-
-@dataclasses.dataclass
-class _RunParts:
-    """What one run's training and evaluation share; `new_trainer()` is called by every rank together."""
-
-    model: Any
-    text: Any
-    data: DatasetSession
-    protocol: Any
-    size: int
-    new_trainer: Callable[[], Any]
 
 
 class _RanksApart(T2IGanError):

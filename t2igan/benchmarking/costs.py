@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from t2igan.nn.interfaces import GANModel, TextFeatures, count_parameters
-from t2igan.train.trainer import TrainResult
+from t2igan.training.trainer import TrainResult
 
 
 def parameter_costs(model: GANModel) -> dict[str, dict[str, int]]:

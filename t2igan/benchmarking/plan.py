@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2igan.bench.budgets import BUDGET_STEPS, BUDGETS
+from t2igan.benchmarking.budgets import BUDGET_STEPS, BUDGETS
 from t2igan.errors import ConfigError
 from t2igan.models import ModelRef, parse_model_list
 

@@ -1,0 +1,46 @@
+"""What `GANModel` declares for every model: the fakes shared between the D and G steps, and the
+attributes core reads, with their defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2igan.errors import T2IGanError
+from t2igan.nn.interfaces import Batch, GANModel, TextFeatures
+
+
+class Minimal(GANModel):
+    def d_step(self, batch):
+        return {"loss": torch.zeros(())}
+
+    def g_step(self, batch):
+        return {"loss": torch.zeros(())}
+
+
+def batch() -> Batch:
+    return Batch(torch.zeros(2, 3, 8, 8), TextFeatures(torch.zeros(2, 4)), ["a", "b"])
+
+
+def test_kept_fakes_are_taken_once_and_only_for_the_same_batch():
+    model, first, second = Minimal(), batch(), batch()
+    model.keep_fakes(first, "fakes of the first batch")
+    assert model.take_fakes(second) is None  # another batch: the G step generates its own
+    model.keep_fakes(first, "fakes of the first batch")
+    assert model.take_fakes(first) == "fakes of the first batch"
+    assert model.take_fakes(first) is None  # once
+    model.keep_fakes(first, "old")
+    model.keep_fakes(first, None)  # a D step without a graph keeps nothing, and clears what was kept
+    assert model.take_fakes(first) is None
+
+
+def test_the_attributes_core_reads_have_declared_defaults():
+    model = Minimal()
+    assert (model.uses_words, model.eval_noise, model.channels_last, model.official_clip_copy) == (
+        False,
+        None,
+        True,
+        None,
+    )
+    with pytest.raises(T2IGanError, match="holds no CLIP"):
+        model.verify_official_clip_copy({}, "release.pth")
