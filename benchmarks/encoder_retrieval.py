@@ -6,8 +6,8 @@ Two more columns put top-1 in context. `ceiling`: the top-1 of an oracle that kn
 truth and ranks by what the caption says (main colour, shape, and size/position/background/extras when
 mentioned), ties broken at random: captions that omit attributes make some candidates indistinguishable,
 so no encoder can expect more. `cs-top1`: how often the top-ranked image has the caption's main colour
-and shape (the colour+shape retrieval of issue #4); both use the candidate draws of the CLIP
-retrieval function. `pos` and `count`: when that top-ranked image has the right main colour and shape,
+and shape (the retrieval the small CLIP must bring to 0.9 to stand in for OpenAI's); both use the
+candidate draws of the CLIP retrieval function. `pos` and `count`: when that top-ranked image has the right main colour and shape,
 how often it also has the main position the caption names, and the object count of a caption that states
 it by listing the extras or saying the main object is alone (what a generator conditioned on the encoder
 can learn about placement and number).

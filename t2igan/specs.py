@@ -60,15 +60,8 @@ class PaperResult:
 TINY_LR_SCALE = 4.0
 """The one learning-rate rule of the `tiny` presets: every built-in model trains at `tiny` with its released
 learning rates (`lr_g`, `lr_d`) times 4, so that the short CPU budgets compare models that have learnt
-something. Measured on `shapes` v1 at what was then the `short` budget (3,000 steps, seed 0; `t2igan bench
---models "NAME:lr_g=…,lr_d=…" --data shapes --steps 3000`), probe colour / position / background accuracy and
-CLIP score, released rates → ×4:
-DF-GAN 0.356 → 0.879, 0.131 → 0.987, 0.246 → 0.453, CLIP 0.189 → 0.704;
-RAT-GAN 0.391 → 0.786, 0.761 → 0.983, 0.333 → 0.567, CLIP 0.429 → 0.711;
-GALIP colour 0.893 → 0.970, position 0.968 → 0.991, background 0.474 → 0.982, CLIP 0.822 → 0.851;
-RATLIP 0.922 → 0.930, 0.965 → 0.984, 0.491 → 0.980, CLIP 0.829 → 0.841;
-ALR-GAN (AttnGAN's 2e-4 → 8e-4) 0.828 → 0.954, 0.941 → 0.987, 0.424 → 0.732, CLIP 0.674 → 0.744.
-Paper presets keep the released rates."""
+something (the figures: docs/measurements.md, "The `tiny` learning-rate rule"). Paper presets keep the
+released rates."""
 
 
 def tiny_learning_rates(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ semantic similarity matrix θ between sub-regions and words, the text-vision mat
 encoder (decoded by the generator), and the ALR loss with its easy/hard split and learned α/β weights.
 
 The paper gives no code; where it is silent the choice is ours and is said so next to the code. The
-formulas as we read them are summarised in shared/research/alrgan.md.
+formulas as we read them are summarised in docs/official-code.md, ALR-GAN.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class ALRModule(nn.Module):
 
         γ is expressed in units of the uniform weight 1/K (K sub-regions): the paper's γ is not in the
         text we hold, and θ's scale shrinks with K, so one relative γ serves every stage size.
-        Scale: the notes take θ* from H*_i of I*_i while θ comes from H_{i-1}; R = |Θ* − Θ| needs both on
+        Scale: the paper takes θ* from H*_i of I*_i while θ comes from H_{i-1}; R = |Θ* − Θ| needs both on
         one grid, so the real image enters at stage i−1's scale (I*_{i-1}) and H*, θ* share θ's grid.
         L_REC is the mean absolute error (‖·‖₁ over the number of values): with λ1 = 1 (our choice) a sum
         would outweigh every other term by a factor 3·H·W.

@@ -2,10 +2,10 @@
 inside the layout masks given by θ (generated) and θ* (real).
 
 The paper compares the stage features themselves: L_PR = 1/(N·D)‖Mask_Θ ⊙ H − Mask_Θ* ⊙ H*‖_F and L_SR the
-same on Gram matrices, H the generator's features and H* the real-image encoder's (shared/research/
-alrgan.md, "LVR loss"). That is `lvr_features="hidden"`, every preset's default: H is the stage input
+same on Gram matrices, H the generator's features and H* the real-image encoder's (docs/official-code.md,
+ALR-GAN). That is `lvr_features="hidden"`, every preset's default: H is the stage input
 H_{i-1} that θ was computed from and H* the ALR encoder's features of the real image, on the same grid as θ
-and θ* (the notes index them H_i / H*_i, but R = |Θ* − Θ| already puts θ and θ* on one grid, and the masks
+and θ* (the paper indexes them H_i / H*_i, but R = |Θ* − Θ| already puts θ and θ* on one grid, and the masks
 live on it). H* is a target (no gradient), as θ* is in the ALR loss.
 
 Two image-feature variants of ours stay as options for comparison: "vgg16" (ImageNet VGG-16 up to

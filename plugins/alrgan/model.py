@@ -1,6 +1,6 @@
 """ALR-GAN as a GANModel: the multi-stage D losses (unconditional + conditional, per stage) and the G
 objective Σ L_G_i + Σ_{i≥1} (L_ALR + λ1 L_REC + L_LVR) + λ2 L_DAMSM (the paper's total,
-shared/research/alrgan.md) + KL, the conditioning-augmentation term of the AttnGAN backbone (AttnGAN's
+docs/official-code.md, ALR-GAN) + KL, the conditioning-augmentation term of the AttnGAN backbone (AttnGAN's
 generator_loss / discriminator_loss / KL_loss for the backbone terms; the paper's total as we hold it
 does not list KL, and CA without it is not AttnGAN's CA).
 

@@ -34,7 +34,7 @@ _COMMON = {
     "beta1": 0.5,  # AttnGAN code/trainer.py: optim.Adam(..., betas=(0.5, 0.999)) for G and every D
     "beta2": 0.999,
     "kl_weight": 1.0,  # AttnGAN code/trainer.py: errG_total += KL_loss(mu, logvar), unweighted
-    # ALR-GAN terms. The paper sums L_ALR and L_LVR with weight 1 (shared/research/alrgan.md "Totals");
+    # ALR-GAN terms. The paper sums L_ALR and L_LVR with weight 1 (docs/official-code.md, ALR-GAN);
     # λ1 (L_REC) and γ are not in the text we hold: 1.0 each is our choice (γ in units of 1/K, see alr.py).
     "alr": True,
     "lvr": True,
@@ -48,7 +48,7 @@ _COMMON = {
     # config reads 12, which the text encoder, not this model, decides).
     "max_words": None,
     "lvr_mask_threshold": 1.0,  # a region is in the layout at ≥ 1× the mean word weight: our choice
-    # LVR compares the stage features H, H* (alrgan.md "LVR loss"); "small"/"vgg16" are image-feature
+    # LVR compares the stage features H, H* (the paper's LVR loss); "small"/"vgg16" are image-feature
     # variants of ours (plugins/alrgan/lvr.py), `lvr_vgg_weights` the VGG-16 file for the latter
     "lvr_features": "hidden",
     "lvr_vgg_weights": None,

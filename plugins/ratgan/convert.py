@@ -5,8 +5,9 @@ The official netG repeats its one LSTM in every block (`lstm.*` and `block{i}.ls
 are checked to be equal and kept once as `fusion_shared.*`. model.py's unused `affine4`/`affine5`,
 `fea_l`, `fea_ll` go to `blocks.i.unused.*` (bird/coco, 4 affines per block); with model_flower.py
 (6 per block) affine4/affine5 are the third affine of `fuse1`/`fuse2`. Some released files lack the
-unused layers (issue #29): they are filled with zeros (they take no part in any computation). COCO
-was saved from nn.DataParallel, so a `module.` prefix is stripped.
+unused layers (they were saved from a model without them: docs/official-code.md, RAT-GAN): they are
+filled with zeros (they take no part in any computation). COCO was saved from nn.DataParallel, so a
+`module.` prefix is stripped.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ from t2igan.metrics.values import MAPPING, OWN_REFERENCE, PROVENANCE_FIELDS
 
 # The provenance the report reads: every declared field that is one number, text or flag.
 PROVENANCE_COLUMNS = tuple(key for key, declared in PROVENANCE_FIELDS.items() if declared.kind != MAPPING)
-PROBE_MIN_ACCURACY = 0.95  # below this a probe's numbers are marked in every table (issue: ≥ 0.95)
+# the real-image accuracy a probe must reach before its readings of generated images are trusted: below it,
+# its numbers are marked in every table
+PROBE_MIN_ACCURACY = 0.95
 CAVEAT_MARK = "†"
 
 

@@ -32,7 +32,8 @@ def _protocols(paper: Protocol, quick: Protocol) -> dict[str, Protocol]:
 
 
 # We follow DF-GAN's protocols (the earliest of the five models): 10 passes at batch 32 with drop_last
-# on CUB = 29,120 images. GALIP/RATLIP use 12 passes at batch 64 (34,560 images; data_eval.md §3.1).
+# on CUB = 29,120 images. GALIP/RATLIP use 12 passes at batch 64 (34,560 images; docs/official-code.md,
+# Evaluation protocols).
 CUB_PAPER = Protocol(
     "paper",
     ("fid", "kid", "clip_score", "r_precision"),
@@ -41,7 +42,7 @@ CUB_PAPER = Protocol(
     drop_last=True,
     seed=100,
     source="DF-GAN code/cfg/bird.yml (sample_times 10, manual_seed 100), code/scripts/calc_fid.sh (batch 32), "
-    "drop_last test loader (data_eval.md §3.1)",
+    "drop_last test loader (docs/official-code.md, Evaluation protocols)",
 )
 COCO_PAPER = Protocol(
     "paper",
@@ -119,7 +120,7 @@ DATASETS = (
         official_counts={
             "train": 8_855,
             "test": 2_933,
-        },  # 150 / 50 classes (shared/research/data_eval.md §1.1)
+        },  # 150 / 50 classes, Reed et al. (docs/official-code.md, Datasets)
     ),
     DatasetSpec(
         name="coco",
@@ -132,7 +133,8 @@ DATASETS = (
         root_env="T2IGAN_COCO_ROOT",
         protocols=_protocols(COCO_PAPER, _quick("cf. DF-GAN code/cfg/coco.yml")),
         augmentation="crop_flip",
-        official_counts={"train": 82_783, "test": 40_504},  # train2014 / val2014 (data_eval.md §1.2)
+        # train2014 / val2014 (docs/official-code.md, Datasets)
+        official_counts={"train": 82_783, "test": 40_504},
     ),
     DatasetSpec(
         name="flowers",
@@ -145,7 +147,8 @@ DATASETS = (
         root_env="T2IGAN_FLOWERS_ROOT",
         protocols=_protocols(FLOWERS_PAPER, _quick("cf. DF-GAN code/cfg/flower.yml")),
         augmentation="crop_flip",
-        official_counts={"train": 7_034, "test": 1_155},  # 82 / 20 classes, Reed et al. (data_eval.md §1.3)
+        # 82 / 20 classes, Reed et al. (docs/official-code.md, Datasets)
+        official_counts={"train": 7_034, "test": 1_155},
     ),
     DatasetSpec(
         name="celeba-tiny",

@@ -155,7 +155,7 @@ def check_dataset(
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
             shared = sorted(files[first] & files[second])
-            if shared:  # RAT-GAN's flower lists test on the training images (shared/research/data_eval.md)
+            if shared:  # RAT-GAN's flower lists test on the training images (docs/official-code.md, RAT-GAN)
                 report.warnings.append(
                     f"{len(shared):,} image(s) are in both {first} and {second}, e.g. {shared[0]}: the test "
                     "split does not hold out what training sees"

@@ -2,7 +2,7 @@
 Oxford-102 flowers (DF-GAN and RATLIP), MS-COCO 2014 (AttnGAN, DF-GAN, GALIP) and CelebA-tiny.
 
 Each returns a `Split`; the layout found and the pre-processing applied are written into its manifest.
-Layout facts: shared/research/data_eval.md §1-2 (DF-GAN/GALIP/RATLIP `code/lib/datasets.py`).
+Layout facts: docs/official-code.md, Datasets (DF-GAN/GALIP/RATLIP `code/lib/datasets.py`).
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def load_celeba_tiny_split(
     """CelebA-tiny as a subset of a Multi-Modal-CelebA-HQ-style tree: `images/<id>.jpg` (or MM-CelebA-HQ's
     `image/CelebA-HQ-img/<id>.jpg`), `text/<id>.txt` with 10 lines, train|test/filenames.pickle.
 
-    RATLIP's exact subset is not published (data_eval.md §1.4); `subset` names a file of ids (one per
+    RATLIP's exact subset is not published (docs/official-code.md, Datasets); `subset` names a file of ids (one per
     line, relative to the root or absolute) that restricts the split, and its sha256 is recorded.
     """
     _check_split("celeba-tiny", split)

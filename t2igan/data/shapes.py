@@ -128,7 +128,8 @@ EXTRA_TEMPLATES = (
 # A scene of the main object alone says so in as many captions as a scene with extras lists them ({n}: "a
 # lone", "a single", ...). Shapes v3 never stated a count of one: the count was scored only on captions
 # listing two or three objects, and a text-blind generator drawing three got half of them right; every model
-# stayed at that chance after 6,000 steps (issue #7), drawing extras for most captions whatever they said.
+# stayed at that chance after 6,000 steps of the `shapes` bench, drawing extras for most captions whatever
+# they said.
 # Each names the main position. A draft with two of the four silent on it cost the small CLIP its placement
 # (benchmarks/encoder_retrieval.py, seed 0: colour+shape top-1 0.899, position of those hits 0.787; with these
 # four 0.913 and 0.871, v3 0.925-0.963 and 0.871-0.974 over three seeds), and GALIP's position at 6,000 steps

@@ -29,77 +29,9 @@ MAX_LOGIT_SCALE = math.log(100.0)  # CLIP paper §2.5: the temperature is clippe
 class CLIPPretrainConfig:
     """Hyper-parameters of contrastive pre-training; optimiser settings follow the CLIP paper (Radford et
     al. 2021, §2.5 and Table 19: AdamW, decoupled weight decay on weights only, cosine schedule with warm-up,
-    β2 = 0.98, ε = 1e-6); sizes, epochs and learning rate are ours, for a small model on a small dataset:
-    the defaults reached 0.94 top-1 among 100 on a shapes-like synthetic set (2,000 training images, 1-3
-    objects) in about 170 CPU-seconds (775 steps, one thread).
-
-    On the `shapes` default split (10,000 train / 2,000 test; text->image top-1 among 100 on test, mean of 3
-    draws; the ground-truth oracle's ceiling is 0.926) clip-small learns slowly from scratch; the issue #4
-    bar is colour+shape retrieval ≥ 0.9 (`cs`). Measured with benchmarks/encoder_retrieval.py on one thread,
-    two runs side by side on the 2 cores (`shapes` v3, `t2igan.text.pretrained.DEFAULT_CONFIGS` recipe:
-    batch 128, lr 2e-3, 60 warm-up steps, the text cut after the batch's last EOT):
-
-    | towers (ViT / text width)  | epochs | seed | top-1 | cs    | pos   | count | s     |
-    |----------------------------|--------|------|-------|-------|-------|-------|-------|
-    | 128 / 128 (old clip-small) | 24  | 0    | 0.637-0.654 | 0.873-0.929 | 0.808 | 0.892 | 450 (2 thr) |
-    | 128 / 128                  | 40     | 0    | 0.742 | 0.928 | 0.865 | 0.921 | 1,075 |
-    | 128 / 64 (clip-small)      | 24     | 0    | 0.650 | 0.882 | 0.814 | 0.865 | 423   |
-    | 128 / 64                   | 32     | 0, 1 | 0.744, 0.618 | 0.927, 0.842 | 0.903, 0.781 | 0.870, 0.891 | 562 |
-    | 128 / 64                   | 40     | 0, 1, 2 | 0.828, 0.732, 0.776 | 0.963, 0.925, 0.951 | 0.974, 0.871, 0.915 | 0.900, 0.905, 0.892 | 707-730 |
-    | 96 / 96                    | 40     | 0    | 0.736 | 0.938 | 0.867 | 0.896 | 585   |
-    | 64 / 64                    | 40     | 0    | 0.727 | 0.926 | 0.869 | 0.884 | 334   |
-    | 64 / 64                    | 30     | 0    | 0.564 | 0.861 | 0.673 | 0.877 | 250   |
-    | 128 / 32                   | 24     | 0    | 0.527 | 0.819 | 0.670 | 0.883 | 379   |
-
-    (`pos`, `count`: of the colour+shape hits, the share with the caption's main position / object count.)
-    A text tower half as wide learns faster and costs two thirds; a narrower ViT loses placement; a deeper
-    text tower (4 layers) learned more slowly. Fewer than 40 epochs is a gamble (32 epochs: 0.927 or 0.842
-    by seed), hence the `shapes` recipe: clip-small (ViT 4 x 128, text 2 x 64) for 40 epochs. Earlier, on
-    `shapes` v1 (captions never placed the extras), lr 1e-3/4e-3, batch 64/256 and patch 4 were all worse
-    than batch 128, lr 2e-3, patch 8.
-
-    On `shapes` v4 (the current captions) that recipe (one caption per image per step, MLP ratio 4) gave cs
-    0.913 (seed 0; 509 s on 2 idle threads in a bench). Cheaper recipes tried there, one thread each, three
-    processes on the 2 cores (`cost`: step time relative to that clip-small's, from the forward+backward of
-    one batch; seconds are not comparable):
-
-    | towers (ViT / text width)           | epochs | seed | top-1 | cs    | pos   | count | cost |
-    |-------------------------------------|--------|------|-------|-------|-------|-------|------|
-    | 96 / 64                             | 30     | 0    | 0.653 | 0.844 | 0.807 | 0.941 | 0.50 |
-    | 96 (MLP ratio 2) / 64               | 40     | 0    | 0.702 | 0.904 | 0.827 | 0.916 | 0.52 |
-    | 64 / 64                             | 40     | 0, 1 | 0.687, 0.764 | 0.868, 0.909 | 0.846, 0.909 | 0.931, 0.941 | 0.41 |
-    | 128 / 64, batch 64, lr 1.5e-3, 120 warm-up | 28 | 0 | 0.542 | 0.811 | 0.639 | 0.939 | 0.70 |
-    | 128 / 64, lr 3e-3, 100 warm-up      | 28     | 0    | 0.500 | 0.754 | 0.631 | 0.930 | 0.70 |
-
-    None holds cs ≥ 0.9 at about half the cost. bf16 autocast is no help on CPU here: the ViT step took
-    1.10-1.16x the fp32 time (AVX-512 BF16, no AMX); nor are `torch.compile` (1.03x) or another SDPA kernel.
-
-    What did help (`shapes` v4, one thread, two runs side by side, `s` comparable within this table only;
-    `k`: captions_per_image, `scale`: logit_scale_init, `mlp`: the MLP ratio of both towers):
-
-    | variant                          | epochs | seed | top-1 | cs    | pos   | s   |
-    |----------------------------------|--------|------|-------|-------|-------|-----|
-    | clip-small (mlp 4), k 1          | 20     | 0    | 0.485 | 0.739 | 0.626 | 359 |
-    | + sigmoid loss (SigLIP)          | 20     | 0    | 0.430 | 0.692 | 0.580 | 356 |
-    | + scale 40                       | 20     | 0    | 0.518 | 0.779 | 0.634 | 348 |
-    | + k 2                            | 20     | 0    | 0.559 | 0.820 | 0.659 | 423 |
-    | + k 2, scale 40                  | 20     | 0    | 0.682 | 0.878 | 0.828 | 410 |
-    | + k 2, scale 40                  | 24     | 0    | 0.740 | 0.912 | 0.880 | 500 |
-    | + k 4, scale 40                  | 14     | 0    | 0.641 | 0.849 | 0.791 | 405 |
-    | + k 4, scale 40                  | 20     | 0    | 0.787 | 0.936 | 0.925 | 568 |
-    | + k 4, scale 100                 | 16     | 0    | 0.697 | 0.872 | 0.857 | 456 |
-    | + k 8, scale 40                  | 10     | 0    | 0.620 | 0.815 | 0.805 | 465 |
-    | ViT mlp 2, k 4, scale 40         | 20     | 0    | 0.812 | 0.933 | 0.969 | 507 |
-    | mlp 2 (clip-small), k 4, scale 40 | 15    | 0    | 0.758 | 0.897 | 0.930 | 334 |
-    | mlp 2, k 3, scale 40 | 18 | 0, 1, 2 | .814, .788, .833 | .923, .917, .946 | .976, .944, .985 | 331-348 |
-    | mlp 2, k 4, scale 40 | 18 | 0, 1, 2 | .812, .837, .853 | .926, .951, .959 | .975, .982, .990 | 386-460 |
-
-    The text tower costs a fifth of the ViT step, so each image meeting four of its ten captions per step is
-    cheap signal; the ViT still needs its updates (eight captions over 10 epochs is worse than four over 14).
-    Halving the MLPs costs nothing in accuracy. Three captions save a tenth of the time but leave less
-    margin over 0.9 (0.917 at worst), 15 epochs fall below it. The `shapes` recipe
-    (`t2igan.text.pretrained.DEFAULT_CONFIGS`) is the last row: 232-262 s of training on 2 idle threads
-    (top-1 0.812, cs 0.930), where the old one (mlp 4, k 1, 40 epochs) took 401 s for cs 0.913.
+    β2 = 0.98, ε = 1e-6); sizes, epochs and learning rate are ours, for a small model on a small dataset.
+    The runs that chose them and the `shapes` recipe (`t2igan.text.pretrained.DEFAULT_CONFIGS`): docs/
+    measurements.md, "The small CLIP's pre-training recipe".
     """
 
     model: str = "clip-small"
@@ -111,7 +43,8 @@ class CLIPPretrainConfig:
     eps: float = 1e-6
     warmup_steps: int = 30
     # each image meets this many of its captions per step (distinct while it has as many); the loss averages
-    # the caption sets (`contrastive_loss`; why it pays: the table above)
+    # the caption sets (`contrastive_loss`; why it pays: docs/measurements.md, "The small CLIP's pre-training
+    # recipe")
     captions_per_image: int = 1
     # the starting logit scale (1 / temperature); None keeps open_clip's 1/0.07
     logit_scale_init: float | None = None

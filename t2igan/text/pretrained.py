@@ -33,12 +33,14 @@ from t2igan.weights import sha256_file
 
 FORMAT_VERSION = 1  # bump when the training code (or a default) would change the weights for the same key
 KINDS = ("damsm", "clip")
-RETRIEVAL_CANDIDATES = 100  # issue #4: top-1 text->image among 100 candidates
+# top-1 text->image among 100 candidates: the size of R-precision's candidate set (1 match + 99 mismatches;
+# docs/official-code.md, Evaluation protocols)
+RETRIEVAL_CANDIDATES = 100
 RETRIEVAL_DRAWS = 3  # top-1 is the mean over this many draws of the 99 mismatched candidates
 DATA_IMAGE_SIZE = "data_image_size"  # config key: the image-cache resolution the encoder is trained from
 
-# The shapes recipes (tuned on the default split; figures in the dataclass docstrings of damsm_pretrain and
-# clip_pretrain and from benchmarks/encoder_retrieval.py). Only keys that differ from the trainers' dataclass
+# The shapes recipes (tuned on the default split; figures in the dataclass docstring of damsm_pretrain, in
+# docs/measurements.md for clip_pretrain, and from benchmarks/encoder_retrieval.py). Only keys that differ from the trainers' dataclass
 # defaults are listed; the full config (defaults + these + the caller's) is what the cache key hashes.
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     "damsm": {
@@ -57,7 +59,7 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
         "warmup_steps": 60,
         # four captions per image per step and a logit scale starting at 40 (about where training takes it)
         # learn in 18 epochs what one caption learned in 40: colour+shape retrieval 0.926-0.959 over 3 seeds
-        # (benchmarks/encoder_retrieval.py; table in clip_pretrain.CLIPPretrainConfig)
+        # (benchmarks/encoder_retrieval.py; docs/measurements.md, "The small CLIP's pre-training recipe")
         "captions_per_image": 4,
         "logit_scale_init": 40.0,
         "epochs": 18,

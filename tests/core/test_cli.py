@@ -11,7 +11,7 @@ def test_models_json_reports_official_parameter_counts_per_part():
     result = run_cli("models", "--json", "*.bird256")
     assert result.returncode == 0, result.stderr
     counts = {row["model"]: row["parameters"] for row in json.loads(result.stdout)}
-    # official code, random init on CPU (shared/research/models.md §1 and §3)
+    # official code, random init on CPU (docs/official-code.md, DF-GAN and RAT-GAN)
     assert counts["dfgan"]["G"]["total"] == 9_744_131
     assert counts["dfgan"]["D"]["total"] == 6_619_206
     assert counts["dfgan"]["C"]["total"] == 295_936
@@ -24,7 +24,7 @@ def test_models_json_reports_trainable_and_frozen_parts_of_the_clip_models():
     assert result.returncode == 0, result.stderr
     counts = {row["model"]: row["parameters"] for row in json.loads(result.stdout)}
     split = {m: {part: (c["trainable"], c["frozen"]) for part, c in counts[m].items()} for m in counts}
-    # official code with a random ViT-B/32 (shared/research/models.md §2, §4; issue #8)
+    # official code with a random ViT-B/32, trainable and frozen (docs/official-code.md, GALIP and RATLIP)
     assert split["galip"]["G"] == (51_830_211, 87_454_464)
     assert split["ratlip"]["G"] == (53_771_379, 87_454_464)
     for model in ("galip", "ratlip"):

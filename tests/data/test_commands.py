@@ -163,7 +163,8 @@ def test_builtin_datasets_are_registered_with_protocols():
 def test_paper_protocols_give_the_official_image_counts():
     by_name = {spec.name: spec for spec in DATASETS}
     cub = by_name["cub"].protocols["paper"]
-    # DF-GAN CUB: 2,933 test images, batch 32, drop_last, 10 passes -> 91*32*10 = 29,120 (data_eval.md §3.1)
+    # DF-GAN CUB: 2,933 test images, batch 32, drop_last, 10 passes -> 91*32*10 = 29,120
+    # (docs/official-code.md, Evaluation protocols)
     assert (2933 // cub.batch_size) * cub.batch_size * cub.sample_times == 29_120 and cub.drop_last
     coco = by_name["coco"].protocols["paper"]
     # DF-GAN COCO: 40,504 val2014 images, batch 32, one pass -> 1,265*32 = 40,480

@@ -161,7 +161,7 @@ def test_each_caption_lists_the_attributes_it_leaves_unstated(small):
 
 def test_every_extra_sits_in_the_cell_its_captions_name(small):
     """Extras are placed in a free cell of the 3x3 grid and the captions that list them say which, so a
-    generator can learn where they go (with random places the count was never drawn: issue #7)."""
+    generator can learn where they go (with random places no model learned to draw the count)."""
     from t2igan.data.shapes import EXTRA_POSITION_WORDS
 
     listed = 0

@@ -18,7 +18,7 @@ from t2igan.nn.layers import Affine
 from tests.models.conftest import build, d_loss_fall, d_update, official_to_random, tiny_batch
 
 # Counts of the official NetG/NetD/NetC built at the released config (nf 32, z 100, cond 256, 256 px):
-# /work/shared/research/models.md §1 "Parameter counts [count]".
+# docs/official-code.md, DF-GAN "Parameter counts".
 OFFICIAL_G, OFFICIAL_D, OFFICIAL_C = 9_744_131, 6_619_206, 295_936
 
 
@@ -68,7 +68,7 @@ def _numel(layout):
 
 def test_official_layout_is_the_official_one():
     layout = official_layout()
-    # 226 keys in netG (models.md §1), and the element counts of the official networks
+    # 226 keys in netG (docs/official-code.md, DF-GAN), and the element counts of the official networks
     assert len(layout["netG"]) == 226
     assert (_numel(layout["netG"]), _numel(layout["netD"]), _numel(layout["netC"])) == (
         OFFICIAL_G,

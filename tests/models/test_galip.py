@@ -191,9 +191,9 @@ def numel(layout: Layout) -> int:
 
 # ------------------------------------------------------------------------------------------------ tests
 
-# models.md §2 "Parameter counts" and issue #8, measured from the official code with a random ViT-B/32
+# docs/official-code.md, GALIP: counted from the official code with a random ViT-B/32, trainable and frozen
 OFFICIAL_G, OFFICIAL_G_FROZEN, OFFICIAL_D, OFFICIAL_C = 51_830_211, 87_454_464, 28_706_821, 2_099_200
-VIT_B32_VISUAL = 87_849_216  # openai clip/model.py ViT-B/32 visual, random init [models.md §2]
+VIT_B32_VISUAL = 87_849_216  # openai clip/model.py ViT-B/32 visual, random init
 
 
 def make_registry() -> Registry:
@@ -237,7 +237,7 @@ def shapes(state) -> dict[str, tuple[int, ...]]:
 def test_the_written_layouts_hold_the_official_counts():
     official = Sizes()
     g = net_g(official)
-    assert (len(g), numel(g)) == (525, OFFICIAL_G + OFFICIAL_G_FROZEN)  # models.md §2: 525 keys
+    assert (len(g), numel(g)) == (525, OFFICIAL_G + OFFICIAL_G_FROZEN)  # 525 keys in the official netG
     assert numel(net_d(official)) == OFFICIAL_D and numel(net_c(official)) == OFFICIAL_C
 
 
@@ -255,7 +255,7 @@ def test_paper_preset_has_the_official_layout_and_counts_on_meta(registry):
     assert (counts["D"]["trainable"], counts["C"]["trainable"]) == (OFFICIAL_D, OFFICIAL_C)
     assert counts["D"]["frozen"] == counts["C"]["frozen"] == 0
     assert count_parameters(model.clip.model.visual)["frozen"] == VIT_B32_VISUAL
-    parts = {  # models.md §2 table, per module of NetG
+    parts = {  # per module of the official NetG (docs/official-code.md, GALIP)
         "fc_code": 316_736,
         "mapping.FBlocks": 1_172_864,
         "mapping.conv_fuse": 1_229_568,

@@ -14,9 +14,9 @@ from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn import count_parameters
 from tests.models.conftest import build, d_loss_fall, d_update, official_to_random, tiny_batch
 
-# Official NetG (LSTM counted once) and NetD (COND_DNET inside) at NF 64: models.md §3 "Parameter counts".
+# Official NetG (LSTM counted once) and NetD (COND_DNET inside) at NF 64: docs/official-code.md, RAT-GAN.
 OFFICIAL_G, OFFICIAL_D = 38_091_658, 80_379_526
-OFFICIAL_G_STATE_NUMBERS = 42_130_826  # the same netG's state dict, with its 8 copies of the LSTM (§3)
+OFFICIAL_G_STATE_NUMBERS = 42_130_826  # the same netG's state dict, with its 8 copies of the LSTM
 LSTM_KEYS = {
     "W": (256, 1024),
     "U": (256, 1024),
@@ -103,7 +103,7 @@ def _numel(layout):
 
 def test_official_layout_is_the_official_one():
     layout = official_layout(64)
-    assert (len(layout["netG"]), len(layout["netD"])) == (465, 34)  # models.md §3: 465 keys in netG
+    assert (len(layout["netG"]), len(layout["netD"])) == (465, 34)  # 465 keys in the official netG
     assert _numel(layout["netG"]) == OFFICIAL_G_STATE_NUMBERS and _numel(layout["netD"]) == OFFICIAL_D
 
 

@@ -35,7 +35,7 @@ from tests.models.test_galip import (
     tiny_sizes,
 )
 
-# models.md §4 "Parameter counts" and issue #8, measured from the official code with a random ViT-B/32
+# docs/official-code.md, RATLIP: counted from the official code with a random ViT-B/32, trainable and frozen
 OFFICIAL_G = 53_771_379
 OFFICIAL_G_STATE = (749, 141_234_307)  # netG state dict: keys, numbers (BN buffers and frozen CLIP included)
 
@@ -62,7 +62,7 @@ def test_paper_preset_has_the_official_layout_and_counts_on_meta(registry):
     assert (counts["G"]["trainable"], counts["G"]["frozen"]) == (OFFICIAL_G, OFFICIAL_G_FROZEN)
     assert (counts["D"]["trainable"], counts["C"]["trainable"]) == (OFFICIAL_D, OFFICIAL_C)
     generator = model.generator
-    assert count_parameters(generator.mapping.FBlocks)["trainable"] == 3_108_576  # models.md §4
+    assert count_parameters(generator.mapping.FBlocks)["trainable"] == 3_108_576  # as the official FBlocks
     assert count_parameters(generator.GBlocks)["trainable"] == 35_517_584
 
 

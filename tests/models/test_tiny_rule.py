@@ -24,7 +24,7 @@ def test_tiny_trains_at_the_released_rates_times_the_scale(name):
         assert (tiny["beta1"], tiny["beta2"]) == (config["beta1"], config["beta2"])
 
 
-# Adam (lr_g, lr_d, betas) of the released training code, per model (shared/research/models.md): DF-GAN
+# Adam (lr_g, lr_d, betas) of the released training code, per model (docs/official-code.md): DF-GAN
 # code/src/train.py; GALIP src/train.py + cfg; RAT-GAN main.py; RATLIP its cfgs (as GALIP). ALR-GAN has no
 # code: AttnGAN's Adam (2e-4, betas (0.5, 0.999)), the backbone it builds on (plugins/alrgan/presets.py).
 RELEASED_ADAM = {

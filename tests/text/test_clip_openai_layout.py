@@ -60,7 +60,7 @@ def _random_openai_state(clip, **shape) -> dict[str, torch.Tensor]:
     return state
 
 
-VIT_B_32 = dict(  # OpenAI clip/model.py build_model on ViT-B-32.pt gives these (models.md §2)
+VIT_B_32 = dict(  # what OpenAI clip/model.py build_model reads from ViT-B-32.pt (docs/official-code.md)
     embed_dim=512,
     image_resolution=224,
     vision_layers=12,

@@ -56,7 +56,7 @@ def test_convert_then_sample_a_released_dfgan(release, capsys):
     assert origin["file"] == str(folder / "rel.pth") and len(origin["sha256"]) == 64
     state = read_checkpoint(converted)["states"]["model"]
     generator = {k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")}
-    assert sum(v.numel() for v in generator.values()) == 9_744_131  # DF-GAN bird G (models.md §1)
+    assert sum(v.numel() for v in generator.values()) == 9_744_131  # DF-GAN bird G (docs/official-code.md)
     ours = torch.sort(torch.cat([v.flatten() for v in generator.values()])).values
     released = torch.sort(torch.cat([v.flatten() for v in nets["netG"].values()])).values
     assert torch.equal(ours, released)  # the same numbers, whatever our module names
