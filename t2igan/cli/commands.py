@@ -152,28 +152,25 @@ def plan_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     return plan.encoders, plan.probe
 
 
-FLAG_FIELDS = (
-    "models",
-    "data",
-    "seeds",
-    "budget",
-    "steps",
-    "epochs",
-    "batch_size",
-    "protocol",
-    "eval_images",
-    "fid_mode",
-    "inception_weights",
-    "second_clip",
-    "out",
-    "device",
+# Plan fields that no `bench` flag carries one-to-one: the plan file (or `--root` / `--fid-reference`,
+# read below as lists) sets them.
+FILE_ONLY_FIELDS = frozenset(
+    {"name", "fid_reference", "roots", "eval_seed", "encoders", "probe", "checkpoint_every", "keep_last"}
+    | {"eval_every", "eval_every_images"}
 )
+
+
+def flag_fields() -> tuple[str, ...]:
+    """The plan fields that `bench` flags of the same name set."""
+    from t2igan.benchmarking.plan import PLAN_FIELDS
+
+    return tuple(name for name in PLAN_FIELDS if name not in FILE_ONLY_FIELDS)
 
 
 def plan_from_args(args: argparse.Namespace) -> Any:
     from t2igan.benchmarking.plan import load_plan_file, make_plan
 
-    fields: dict[str, Any] = {name: getattr(args, name, None) for name in FLAG_FIELDS}
+    fields: dict[str, Any] = {name: getattr(args, name, None) for name in flag_fields()}
     if args.root:
         fields["roots"] = list(args.root)
     if getattr(args, "fid_reference", None):

@@ -179,3 +179,13 @@ def test_two_references_to_one_row_are_refused(models):
     with pytest.raises(ConfigError, match="would be one row and one run folder"):
         make_plan({"models": models})
     make_plan({"models": "dfgan,dfgan:fusion=rat,galip.cub"})  # distinct rows are fine
+
+
+def test_every_plan_field_is_a_bench_flag_or_named_as_set_by_the_file_only():
+    from t2igan.benchmarking.plan import PLAN_FIELDS
+    from t2igan.cli import build_parser
+    from t2igan.cli.commands import FILE_ONLY_FIELDS, flag_fields
+
+    args = vars(build_parser().parse_args(["bench"]))
+    assert set(flag_fields()) <= set(args)
+    assert set(flag_fields()) | FILE_ONLY_FIELDS == set(PLAN_FIELDS)
