@@ -311,11 +311,8 @@ def evaluate(
     weights = None if inception_weights is None else str(inception_weights)
     pool = TextEncoderPool(registry, where, options=encoders)  # one per process: each encoder once
     scorers = EvalEncoders(pool, dict(probe or {}))
-    if record is not None and not path.is_file():
-        if path.is_dir():
-            raise ConfigError(
-                f"--record: {path} is a folder of images; a run record is written for a checkpoint"
-            )
+    if record is not None and path.is_dir():
+        raise ConfigError(f"--record: {path} is a folder of images; a run record is written for a checkpoint")
     if path.is_dir():
         session = DatasetSession.open(registry, data or "shapes", root)
         chosen_protocol = capped(session.protocol(protocol), eval_images)
