@@ -286,7 +286,7 @@ def parity(
     ours = build_model(
         resolve(parse_model_ref(f"{model_name}.cub"), registry), BuildContext(registry, encoder)
     )
-    load_official = importlib.import_module(f"plugins.{model_name}.convert").load_official
+    load_official = importlib.import_module(f"t2igan_plugins.{model_name}.convert").load_official
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state_epoch_000.pth"
         nets = {"netG": net_g.state_dict(), "netD": net_d.state_dict(), "netC": net_c.state_dict()}
@@ -420,7 +420,7 @@ def pixel_parity(
     if preset_sizes != sizes:
         print(f"  sizes differ: the checkout's cfg gives {sizes}, our preset {preset_sizes}")
     ours = build_model(resolved, BuildContext(registry))
-    load_official = importlib.import_module(f"plugins.{resolved.spec.name}.convert").load_official
+    load_official = importlib.import_module(f"t2igan_plugins.{resolved.spec.name}.convert").load_official
     with tempfile.TemporaryDirectory() as tmp:
         load_official(ours, save(Path(tmp)))
     ours.eval()

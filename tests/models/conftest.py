@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-import plugins.dfgan
-import plugins.ratgan
+import t2igan_plugins.dfgan
+import t2igan_plugins.ratgan
 from t2igan.models import apply_overrides
 from t2igan.nn import Batch, BuildContext, TextFeatures
 from t2igan.registry import PluginInfo, PluginLoader, Registry
@@ -17,7 +17,7 @@ from t2igan.registry import PluginInfo, PluginLoader, Registry
 def make_registry() -> Registry:
     """The two plugins registered in-process with the host's own validation (no entry points scanned)."""
     loader = PluginLoader(entry_points=[], environ={})
-    for name, module in (("dfgan", plugins.dfgan), ("ratgan", plugins.ratgan)):
+    for name, module in (("dfgan", t2igan_plugins.dfgan), ("ratgan", t2igan_plugins.ratgan)):
         info = loader.add(module, PluginInfo(name, module.__name__))
         assert info.status == "ok", info.error
     return loader.registry

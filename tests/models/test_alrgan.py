@@ -11,8 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-import plugins.alrgan
-from plugins.alrgan.lvr import VGG16_REF, vgg16_extractor
+import t2igan_plugins.alrgan
 from t2igan.errors import ConfigError, WeightsNotFoundError
 from t2igan.models import apply_overrides
 from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
@@ -21,6 +20,7 @@ from t2igan.text.damsm import SmallDAMSMImageEncoder
 from t2igan.text.damsm_loss import damsm_loss
 from t2igan.training.checkpoint import read_checkpoint
 from t2igan.training.trainer import Trainer, TrainerConfig
+from t2igan_plugins.alrgan.lvr import VGG16_REF, vgg16_extractor
 from tests.models.conftest import d_loss_fall
 
 # Small enough to train for dozens of steps in a few seconds: stages 16 → 32 px.
@@ -30,7 +30,7 @@ FAST = {"ngf": 8, "ndf": 8, "base_size": 16, "image_size": 32, "alr_hidden": 4}
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     loader = PluginLoader(entry_points=[], environ={})
-    info = loader.add(plugins.alrgan, PluginInfo("alrgan", plugins.alrgan.__name__))
+    info = loader.add(t2igan_plugins.alrgan, PluginInfo("alrgan", t2igan_plugins.alrgan.__name__))
     assert info.status == "ok", info.error
     return loader.registry
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from plugins.alrgan.alr import (
+from t2igan.errors import ConfigError
+from t2igan_plugins.alrgan.alr import (
     ALRModule,
     alr_loss,
     as_channel_map,
@@ -19,7 +20,7 @@ from plugins.alrgan.alr import (
     split_residual,
     text_vision_matrix,
 )
-from plugins.alrgan.lvr import (
+from t2igan_plugins.alrgan.lvr import (
     gram_matrix,
     layout_mask,
     masked_lvr,
@@ -27,8 +28,7 @@ from plugins.alrgan.lvr import (
     small_extractor,
     style_refinement,
 )
-from plugins.alrgan.model import bce, kl_loss, stage_d_loss, stage_g_loss
-from t2igan.errors import ConfigError
+from t2igan_plugins.alrgan.model import bce, kl_loss, stage_d_loss, stage_g_loss
 
 
 def softplus(x: float) -> float:

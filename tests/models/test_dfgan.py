@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plugins.dfgan.convert import convert_official, load_official, to_official
-from plugins.dfgan.networks import DFBlock
 from t2igan.errors import T2IGanError
 from t2igan.models import parameter_counts, parse_model_ref, resolve
 from t2igan.nn import count_parameters
 from t2igan.nn.layers import Affine
+from t2igan_plugins.dfgan.convert import convert_official, load_official, to_official
+from t2igan_plugins.dfgan.networks import DFBlock
 from tests.models.conftest import build, d_loss_fall, d_update, official_to_random, tiny_batch
 
 # Counts of the official NetG/NetD/NetC built at the released config (nf 32, z 100, cond 256, 256 px):

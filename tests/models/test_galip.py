@@ -11,10 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import plugins.galip
-import plugins.ratgan
-import plugins.ratlip
-from plugins.galip.convert import convert_official, load_official
+import t2igan_plugins.galip
+import t2igan_plugins.ratgan
+import t2igan_plugins.ratlip
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.models import apply_overrides
 from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
@@ -22,6 +21,7 @@ from t2igan.nn.clip_gan import DeepFusion
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 from t2igan.text.clip import build_clip
 from t2igan.training.trainer import Trainer, TrainerConfig
+from t2igan_plugins.galip.convert import convert_official, load_official
 from tests.models.conftest import d_loss_fall
 
 Layout = dict[str, tuple[int, ...]]
@@ -198,7 +198,7 @@ VIT_B32_VISUAL = 87_849_216  # openai clip/model.py ViT-B/32 visual, random init
 
 def make_registry() -> Registry:
     loader = PluginLoader(entry_points=[], environ={})
-    for name, module in (("galip", plugins.galip), ("ratlip", plugins.ratlip), ("ratgan", plugins.ratgan)):
+    for name, module in (("galip", t2igan_plugins.galip), ("ratlip", t2igan_plugins.ratlip), ("ratgan", t2igan_plugins.ratgan)):
         info = loader.add(module, PluginInfo(name, module.__name__))
         assert info.status == "ok", info.error
     return loader.registry

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from plugins.ratgan.convert import convert_official, load_official, to_official
-from plugins.ratgan.networks import RecurrentAffineBlock
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.nn import count_parameters
+from t2igan_plugins.ratgan.convert import convert_official, load_official, to_official
+from t2igan_plugins.ratgan.networks import RecurrentAffineBlock
 from tests.models.conftest import build, d_loss_fall, d_update, official_to_random, tiny_batch
 
 # Official NetG (LSTM counted once) and NetD (COND_DNET inside) at NF 64: docs/official-code.md, RAT-GAN.

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from plugins.ratlip.convert import load_official
 from t2igan.errors import ConfigError, UnknownNameError
 from t2igan.nn import count_parameters
 from t2igan.nn.clip_gan import BatchSequenceAffine, BatchSequenceFusion, ConvShuffle, DeepFusion
 from t2igan.nn.shuffle_attention import ShuffleAttention
 from t2igan.registry import PluginInfo, PluginLoader
 from t2igan.text.clip import build_clip
+from t2igan_plugins.ratlip.convert import load_official
 from tests.models.conftest import d_loss_fall
 from tests.models.test_galip import (
     OFFICIAL_C,
@@ -145,9 +145,9 @@ def test_per_sample_mode_takes_rat_from_the_registry(registry, tiny_clip):
     assert isinstance(fuse, rat.block) and fuse.lstm is model.generator.fusion_shared
     assert model.generator.fusion_shared.hidden == 64
     loader = PluginLoader(entry_points=[], environ={})
-    import plugins.ratlip
+    import t2igan_plugins.ratlip
 
-    loader.add(plugins.ratlip, PluginInfo("ratlip", "plugins.ratlip"))
+    loader.add(t2igan_plugins.ratlip, PluginInfo("ratlip", "t2igan_plugins.ratlip"))
     with pytest.raises(UnknownNameError, match="rat"):
         build(loader.registry, "ratlip", "tiny", tiny_clip, rat_mode="per_sample")
     with pytest.raises(ConfigError, match="rat_mode"):
