@@ -58,7 +58,7 @@ Workarounds applied at import time only (the checkouts are not modified):
   * RATLIP.py imports `fightingcv_attention.attention.ShuffleAttention`. Install the real package apart
     from the project (`pip install --no-deps --target DIR fightingcv-attention==1.0.0`, then
     `PYTHONPATH=DIR`). Only when it cannot be imported is a stand-in built from our
-    t2igan/nn/shuffle_attention.py used; the script then says so, and the Shuffle Attention is no longer
+    plugins/ratlip/shuffle_attention.py used; the script then says so, and the Shuffle Attention is no longer
     checked independently.
   * RAT-GAN's CustomLSTM lives in `DAMSM.py`, which imports `miscc/config.py` (easydict: the stand-in
     above) and torchvision (one of our dependencies);
@@ -141,7 +141,7 @@ def _standin_shuffle_attention() -> bool:
         return True
     except ImportError:
         pass
-    from t2igan.nn.shuffle_attention import ShuffleAttention as Ours
+    from t2igan_plugins.ratlip.shuffle_attention import ShuffleAttention as Ours
 
     class ShuffleAttention(Ours):  # the package's signature: (channel=512, reduction=16, G=8)
         def __init__(self, channel: int = 512, reduction: int = 16, G: int = 8):  # noqa: N803
@@ -544,7 +544,9 @@ def main() -> None:
             continue
         standins = []
         if name == "ratlip" and not _standin_shuffle_attention():
-            standins.append("fightingcv ShuffleAttention <- t2igan.nn.shuffle_attention (not checked)")
+            standins.append(
+                "fightingcv ShuffleAttention <- t2igan_plugins.ratlip.shuffle_attention (not checked)"
+            )
             print("WARNING: fightingcv_attention is not importable; using our ShuffleAttention on both sides")
         results = parity(name, code_dir, module, args.batch, args.seed, clip_model, standins)
         if results["netG"] > args.tol:

@@ -1,5 +1,6 @@
 """RATLIP (Lin, Lu, Chen, arXiv 2024) as a t2igan plugin: the model with its presets and the converter for
-checkpoints in the official layout. The networks are the shared CLIP-GAN of t2igan.nn.clip_gan."""
+checkpoints in the official layout. The networks are the shared CLIP-GAN of t2igan.nn.clip_gan with
+RATLIP's own recurrent affines and Conv_shuffle (networks.py, shuffle_attention.py)."""
 
 from __future__ import annotations
 

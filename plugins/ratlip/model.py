@@ -1,5 +1,6 @@
-"""RATLIP as a GANModel: the shared CLIP-GAN (t2igan.nn.clip_gan) with recurrent affines in the CLIP
-adapter's M_Blocks and Conv_shuffle (conv → BN → LReLU → Shuffle Attention) where RATLIP.py puts it."""
+"""RATLIP as a GANModel: the shared CLIP-GAN (t2igan.nn.clip_gan) with this plugin's recurrent affines
+(networks.py) in the CLIP adapter's M_Blocks and Conv_shuffle (conv → BN → LReLU → Shuffle Attention)
+where RATLIP.py puts it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from functools import partial
 from typing import Any
 
 from t2igan.errors import ConfigError
-from t2igan.nn.clip_gan import BatchSequenceFusion, CLIPGANModel, ConvShuffle, DeepFusion
+from t2igan.nn.clip_gan import CLIPGANModel, DeepFusion
 from t2igan.nn.clip_gan_build import assemble, registry_fusion
 from t2igan.nn.interfaces import BuildContext
+
+from .networks import BatchSequenceFusion, ConvShuffle
 
 RAT_MODES = ("batch_sequence", "per_sample", "none")
 

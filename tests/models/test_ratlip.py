@@ -12,11 +12,12 @@ from torch import nn
 
 from t2igan.errors import ConfigError, UnknownNameError
 from t2igan.nn import count_parameters
-from t2igan.nn.clip_gan import BatchSequenceAffine, BatchSequenceFusion, ConvShuffle, DeepFusion
-from t2igan.nn.shuffle_attention import ShuffleAttention
+from t2igan.nn.clip_gan import DeepFusion
 from t2igan.registry import PluginInfo, PluginLoader
 from t2igan.text.clip import build_clip
 from t2igan_plugins.ratlip.convert import load_official
+from t2igan_plugins.ratlip.networks import BatchSequenceAffine, BatchSequenceFusion, ConvShuffle
+from t2igan_plugins.ratlip.shuffle_attention import ShuffleAttention
 from tests.models.conftest import d_loss_fall
 from tests.models.test_galip import (
     OFFICIAL_C,

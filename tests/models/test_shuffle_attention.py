@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from t2igan.errors import ConfigError
-from t2igan.nn.shuffle_attention import ShuffleAttention, channel_shuffle
+from t2igan_plugins.ratlip.shuffle_attention import ShuffleAttention, channel_shuffle
 
 
 def reference(module: ShuffleAttention, x: torch.Tensor) -> torch.Tensor:
