@@ -175,7 +175,7 @@ def run(kind: str, args: argparse.Namespace, train: Any, test: Any, work: Path) 
             kind, args.data, train, test, path, config, "cpu", args.seed, args.progress, None
         )
     stats = meta["stats"]
-    encoder = load_encoder(kind, path)
+    encoder = load_encoder(kind, path).encoder
     images, _ = split_arrays(test, int(stats["config"]["data_image_size"]), progress=False)
     losses = stats.get("epoch_losses") or [float("nan")]
     return {

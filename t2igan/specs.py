@@ -177,20 +177,86 @@ class FusionBlockSpec:
         _check_text("fusion block", self.name, "description", self.description)
 
 
+@dataclass
+class LoadedText:
+    """A text encoder as a run holds it: the module, what the run record keeps about its weights, and
+    what metrics get under the encoder's name (`view`: the module itself when None, or a zero-argument
+    loader that is called only when a metric asks)."""
+
+    encoder: Any
+    info: dict[str, Any] = field(default_factory=dict)
+    view: Any = None
+
+
+@dataclass
+class TrainedText:
+    """What an encoder recipe's `train` returns: the encoder ready to measure (as `load` would give it),
+    the training figures, and `save(path, stats)`, which writes one checkpoint that `load` reads."""
+
+    encoder: Any
+    stats: dict[str, Any]
+    save: Callable[[Any, dict[str, Any]], None]
+
+
+DATA_IMAGE_SIZE = "data_image_size"  # recipe key: the image-cache resolution an encoder learns from
+
+
+@dataclass(frozen=True)
+class EncoderRecipe:
+    """How the project trains a text encoder on a dataset that ships no weights (`shapes`), then loads
+    and measures it. t2igan.text.pretrained caches the result by a hash of everything that changes it.
+
+    - `defaults`: recipe values over the trainer's own defaults, DATA_IMAGE_SIZE among them (else 64).
+    - `config(values)`: the trainer's complete config as a plain mapping; raises ConfigError on bad keys.
+    - `train(images, captions, config, device, seed, progress) -> TrainedText`; images uint8 (N, H, W, 3).
+    - `load(path, device) -> LoadedText`: a checkpoint `TrainedText.save` wrote.
+    - `retrieval(encoder, images, captions, candidates, seed) -> float`: text->image top-1.
+    - `key_extra(config)`: more that changes the weights and is not in the config (an architecture file).
+    """
+
+    label: str  # for messages: "DAMSM encoder"
+    defaults: Mapping[str, Any]
+    config: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    train: Callable[..., TrainedText]
+    load: Callable[..., LoadedText]
+    retrieval: Callable[..., float]
+    key_extra: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("encoder recipe", self.label, "label", self.label)
+        for name in ("config", "train", "load", "retrieval"):
+            _check_callable("encoder recipe", self.label, name, getattr(self, name))
+        _check_callable("encoder recipe", self.label, "key_extra", self.key_extra, optional=True)
+        object.__setattr__(self, "defaults", _freeze(self.defaults))
+
+
 @dataclass(frozen=True)
 class TextEncoderSpec:
-    """A text encoder (DAMSM, CLIP, ...): `build(config, context)` returns a `t2igan.nn.TextEncoder`."""
+    """A text encoder (DAMSM, CLIP, ...): `build(config, context)` returns a `t2igan.nn.TextEncoder`.
+
+    A run on a real dataset loads it with `load(config, context) -> LoadedText` when given, else with
+    `build` (its `describe()`, `stand_in` and `weights_note` go into the record). `context` has `device`,
+    `dataset` (the dataset's name) and `root` (its folder, or None). On a dataset that ships no weights the
+    project trains it with `recipe`; an encoder without one cannot run there.
+    """
 
     name: str
     build: Callable[..., Any]
     description: str
     license: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    load: Callable[..., LoadedText] | None = None
+    recipe: EncoderRecipe | None = None
 
     def __post_init__(self) -> None:
         _check_name("text encoder", self.name)
         _check_callable("text encoder", self.name, "build", self.build)
+        _check_callable("text encoder", self.name, "load", self.load, optional=True)
         _check_text("text encoder", self.name, "description", self.description)
+        if self.recipe is not None and not isinstance(self.recipe, EncoderRecipe):
+            raise RegistrationError(
+                f"text encoder {self.name!r}: field 'recipe' must be an EncoderRecipe, got {self.recipe!r}"
+            )
         object.__setattr__(self, "config", _freeze(self.config))
 
 

@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from torchvision.models.inception import (
 from t2igan.atomic import torch_save_atomic
 from t2igan.errors import ConfigError, T2IGanError, WeightsNotFoundError
 from t2igan.nn.interfaces import TextEncoder, TextFeatures
+from t2igan.specs import LoadedText
 from t2igan.text.vocab import Vocabulary
 from t2igan.weights import (
     CheckedWeights,
@@ -562,6 +564,54 @@ def _load_from_config(config: Mapping[str, Any], context: Any, with_image: bool)
             f"{encoders.config.get('image_encoder')!r} image encoder"
         )
     return encoders
+
+
+# dataset name -> the tag of its official DAMSM weights, where the two differ
+OFFICIAL_TAGS = {"flowers": "flower"}
+# AttnGAN's metadata layout keeps the vocabulary in the dataset folder's captions pickle
+CAPTION_PICKLES = ("captions_DAMSM.pickle", "captions.pickle")
+
+
+def load_for_run(config: Mapping[str, Any], context: Any) -> LoadedText:
+    """The DAMSM pair for a run on a real dataset (`TextEncoderSpec.load`). The image encoder comes too
+    when its file is there (R-precision and ALR-GAN's DAMSM loss use it); else metrics get a loader that
+    asks for it, with the loader's own error, only when one needs it."""
+    root = getattr(context, "root", None)
+    vocab = config.get("vocab") or next(
+        (Path(root) / n for n in CAPTION_PICKLES if root is not None and (Path(root) / n).is_file()), None
+    )
+    dataset = str(getattr(context, "dataset", "") or "")
+    arguments = dict(
+        text_path=config.get("weights"),
+        image_path=config.get("image_weights"),
+        vocab=vocab,  # None: the loader's error asks for config key 'vocab'
+        tag=str(config.get("tag") if "weights" in config else OFFICIAL_TAGS.get(dataset, dataset)),
+        device=context.device,
+    )
+    try:
+        pair = load_damsm(**arguments, with_image=True)
+    except WeightsNotFoundError:
+        pair = load_damsm(**arguments, with_image=False)
+    encoder = pair.text_encoder
+    if pair.image_encoder is not None:
+        object.__setattr__(encoder, "image_encoder", pair.image_encoder)  # not a submodule
+    view: Any = pair if pair.image_encoder is not None else functools.partial(load_damsm, **arguments)
+    info = {
+        "weights_file": str(pair.text_file),
+        "weights_sha256": sha256_file(pair.text_file) if pair.text_file else "",
+        "stand_in": pair.stand_in,
+        "weights_note": pair.weights_note,
+    }
+    return LoadedText(encoder, info, view)
+
+
+def load_ours(path: str | os.PathLike, device: torch.device | str = "cpu") -> LoadedText:
+    """One of our DAMSM checkpoints, the image encoder attached as a plain attribute (so the text
+    encoder's state dict keeps the official layout); metrics get the two as a pair."""
+    pair = load_damsm(text_path=path, with_image=True, device=device)
+    object.__setattr__(pair.text_encoder, "image_encoder", pair.image_encoder)
+    view = SimpleNamespace(text_encoder=pair.text_encoder, image_encoder=pair.image_encoder)
+    return LoadedText(pair.text_encoder, {}, view)
 
 
 def build_damsm(config: Mapping[str, Any], context: Any = None) -> DAMSMTextEncoder:

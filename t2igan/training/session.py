@@ -4,7 +4,6 @@ benchmark runner, so that a model trains the same way from either."""
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,17 +17,16 @@ import torch
 from torch import Tensor
 
 from t2igan.data.split import Split
-from t2igan.errors import ConfigError, T2IGanError, WeightsNotFoundError
+from t2igan.errors import ConfigError, T2IGanError
 from t2igan.hashing import sha256_file
 from t2igan.models import ResolvedModel, parse_model_ref
 from t2igan.nn.interfaces import Batch, GANModel, TextEncoder, TextFeatures
 from t2igan.paths import cache_root
-from t2igan.specs import DatasetSpec, Protocol
+from t2igan.specs import DatasetSpec, LoadedText, Protocol
 from t2igan.training.checkpoint import text_encoder_sha
 from t2igan.training.trainer import Trainer, TrainerConfig
 
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
-DAMSM_TAGS = {"flowers": "flower"}  # dataset name -> the tag of its official DAMSM weights
 
 
 def seed_everything(seed: int) -> None:
@@ -132,7 +130,7 @@ class TextHandle:
     encoder: TextEncoder
     key: str
     info: dict[str, Any]
-    metric_source: Any = None  # what the metrics want ("damsm": .text_encoder + .image_encoder), or a loader
+    metric_source: Any = None  # what metrics get (LoadedText.view): an object, a loader, or the encoder
     tables: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
 
     @property
@@ -204,11 +202,9 @@ class TextEncoderPool:
                 f"{path}: sha256 {sha[:12]} differs from the {want[:12]} the model was trained "
                 "with (the cached encoder was replaced); retrain the model or restore that file"
             )
-        encoder = load_encoder(name, path, self.device)
-        metric_object = encoder
-        if name == "damsm":
-            metric_object = SimpleNamespace(text_encoder=encoder, image_encoder=encoder.image_encoder)
-        return TextHandle(name, encoder.to(self.device), f"{name}-{sha[:16]}", dict(recorded), metric_object)
+        loaded = load_encoder(name, path, self.device, registry=self.registry)
+        encoder = loaded.encoder.to(self.device)
+        return TextHandle(name, encoder, f"{name}-{sha[:16]}", dict(recorded), loaded.view)
 
     def _pretrained(self, name: str, data: DatasetSession) -> TextHandle:
         from t2igan.text.pretrained import ensure_pretrained
@@ -221,75 +217,41 @@ class TextEncoderPool:
             device=str(self.device),
             progress=self.progress,
             config=self.options.get(name),
+            registry=self.registry,
         )
         info = {"name": name, "source": f"pre-trained by t2igan on {data.label}", **pre.describe()}
         info["stand_in"] = False
-        metric_object = pre.encoder
-        if name == "damsm":
-            image = getattr(pre.encoder, "image_encoder", None)
-            metric_object = SimpleNamespace(text_encoder=pre.encoder, image_encoder=image)
-        return TextHandle(name, pre.encoder.to(self.device), f"{name}-{pre.sha256[:16]}", info, metric_object)
+        return TextHandle(name, pre.encoder.to(self.device), f"{name}-{pre.sha256[:16]}", info, pre.view)
 
     def _official(self, name: str, data: DatasetSession) -> TextHandle:
         spec = self.registry.text_encoder(name)
         config = {**spec.config, **self.options.get(name, {})}
-        context = SimpleNamespace(device=self.device)
-        if name == "damsm":
-            from t2igan.text.damsm import load_damsm
-
-            arguments = dict(
-                text_path=config.get("weights"),
-                image_path=config.get("image_weights"),
-                vocab=config.get("vocab") or _dataset_vocabulary(data),
-                tag=str(config.get("tag") if "weights" in config else DAMSM_TAGS.get(data.name, data.name)),
-                device=self.device,
-            )
-            try:  # the image encoder too when its file is there: R-precision and ALR-GAN's DAMSM loss use it
-                pair = load_damsm(**arguments, with_image=True)
-            except WeightsNotFoundError:
-                pair = load_damsm(**arguments, with_image=False)
-            encoder = pair.text_encoder
-            if pair.image_encoder is not None:
-                object.__setattr__(encoder, "image_encoder", pair.image_encoder)  # not a submodule
-            metric_object: Any = (
-                pair
-                if pair.image_encoder is not None
-                else functools.partial(load_damsm, **arguments, with_image=True)
-            )
-            sha = sha256_file(pair.text_file) if pair.text_file else ""
-            info = {
-                "name": name,
-                "weights_file": str(pair.text_file),
-                "weights_sha256": sha,
-                "stand_in": pair.stand_in,
-                "weights_note": pair.weights_note,
-            }
+        context = SimpleNamespace(device=self.device, dataset=data.name, root=_dataset_root(data))
+        if spec.load is not None:
+            loaded = spec.load(config, context)
         else:
             encoder = spec.build(config, context)
-            metric_object = encoder
-            info = {
-                "name": name,
-                **_describe(encoder),
-                "stand_in": bool(getattr(encoder, "stand_in", False)),
-                "weights_note": str(getattr(encoder, "weights_note", "") or ""),
-            }
-            sha = info.get("weights_sha256") or ""
-        key = f"{name}-{(sha or 'unknown')[:16]}"
-        return TextHandle(name, encoder.to(self.device), key, info, metric_object)
+            loaded = LoadedText(
+                encoder,
+                {
+                    **_describe(encoder),
+                    "stand_in": bool(getattr(encoder, "stand_in", False)),
+                    "weights_note": str(getattr(encoder, "weights_note", "") or ""),
+                },
+            )
+        info = {"name": name, **loaded.info}
+        key = f"{name}-{(info.get('weights_sha256') or 'unknown')[:16]}"
+        return TextHandle(name, loaded.encoder.to(self.device), key, info, loaded.view)
 
 
-def _dataset_vocabulary(data: DatasetSession) -> Path | None:
-    """The official DAMSM vocabulary is the dataset's captions pickle (AttnGAN metadata layout)."""
+def _dataset_root(data: DatasetSession) -> Path | None:
+    """The dataset's folder, where an encoder's loader may find files of the official layout (a vocabulary)."""
     from t2igan.data.commands import resolve_root
 
     try:
-        root = resolve_root(data.name, data.root)
+        return resolve_root(data.name, data.root)
     except T2IGanError:
-        return None  # no dataset folder here: the DAMSM loader's error asks for config key 'vocab'
-    for name in ("captions_DAMSM.pickle", "captions.pickle"):
-        if root is not None and (root / name).is_file():
-            return root / name
-    return None
+        return None  # no dataset folder here: a loader that needs one says which config key to give
 
 
 def _describe(encoder: Any) -> dict[str, Any]:

@@ -3,11 +3,14 @@ config swapped for a tiny one (the CLI has no config flag)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from t2igan.cli import main
 from t2igan.cli.commands import parse_overrides
 from t2igan.errors import ConfigError
+from t2igan.registry import get_registry
 from t2igan.text import pretrained
 from t2igan.weights import sha256_file
 
@@ -26,8 +29,11 @@ TINY = {
 
 @pytest.fixture()
 def tiny_defaults(monkeypatch, tmp_path):
+    registry = get_registry()
     for kind, config in TINY.items():
-        monkeypatch.setitem(pretrained.DEFAULT_CONFIGS, kind, config)
+        spec = registry.text_encoder(kind)
+        tiny = replace(spec, recipe=replace(spec.recipe, defaults=config))
+        monkeypatch.setitem(registry.text_encoders, kind, tiny)
     monkeypatch.setenv("T2IGAN_CACHE", str(tmp_path / "cache"))
     return tmp_path
 

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import io
 import json
+import logging
 import shutil
 import threading
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from t2igan.data.shapes import load_shapes_split
-from t2igan.errors import ConfigError
+from t2igan.errors import ConfigError, UnknownNameError
 from t2igan.text import pretrained
 from t2igan.text.pretrained import cache_key, ensure_pretrained, full_config, sidecar_path
 from t2igan.weights import sha256_file
@@ -40,13 +41,27 @@ def splits():
 
 @pytest.fixture(scope="module")
 def trained(splits, tmp_path_factory):
-    """kind -> (first result, what it printed to stderr, its cache root): each kind trained once here."""
+    """kind -> (first result, what it logged, its cache root): each kind trained once here."""
     out = {}
     for kind in TINY:
-        root, err = tmp_path_factory.mktemp(f"cache-{kind}"), io.StringIO()
-        with contextlib.redirect_stderr(err):
-            out[kind] = (_ensure(kind, splits, root), err.getvalue(), root)
+        root = tmp_path_factory.mktemp(f"cache-{kind}")
+        with _logged() as log:
+            out[kind] = (_ensure(kind, splits, root), log.getvalue(), root)
     return out
+
+
+@contextlib.contextmanager
+def _logged():
+    """What the `t2igan` loggers say at INFO, as text (module-scoped fixtures cannot use caplog)."""
+    text, logger = io.StringIO(), logging.getLogger("t2igan")
+    handler, level = logging.StreamHandler(text), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield text
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _copy_cache(trained, kind, tmp_path):
@@ -83,22 +98,24 @@ def _forbid_training(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["damsm", "clip"])
-def test_first_call_trains_and_second_loads_the_same_weights(kind, splits, trained, monkeypatch, capsys):
+def test_first_call_trains_and_second_loads_the_same_weights(kind, splits, trained, monkeypatch):
     first, err, root = trained[kind]
     assert first.trained_now and first.path.is_file()
     assert first.path.parent == root / "encoders" / kind and first.path.name.startswith("shapes-")
-    assert f"pre-training the shapes {pretrained.LABELS[kind]} (first use; cached at {first.path})" in err
+    label = pretrained.recipe(kind).label
+    assert f"pre-training the shapes {label} (first use; cached at {first.path})" in err
     assert "top-1 among 100" in err
     assert first.sha256 == sha256_file(first.path)
     assert 0.0 <= first.retrieval_top1 <= 1.0
     assert first.stats["epochs"] == TINY[kind]["epochs"]
 
     _forbid_training(monkeypatch)
-    second = _ensure(kind, splits, root)
+    with _logged() as log:
+        second = _ensure(kind, splits, root)
     assert not second.trained_now
     assert (second.path, second.sha256, second.key) == (first.path, first.sha256, first.key)
     assert second.retrieval_top1 == first.retrieval_top1
-    assert "pre-training" not in capsys.readouterr().err
+    assert "pre-training" not in log.getvalue()
     captions = ["a small red circle at the top left", "a big blue star in the middle"]
     with torch.no_grad():
         a, b = first.encoder.encode_captions(captions), second.encoder.encode_captions(captions)
@@ -219,7 +236,7 @@ def test_another_test_split_is_measured_without_training(splits, trained, tmp_pa
 
 
 def test_bad_kind_and_bad_config_key_are_named(splits, tmp_path):
-    with pytest.raises(ConfigError, match="'bert'"):
+    with pytest.raises(UnknownNameError, match="'bert'.*Known text encoders: clip, damsm"):
         ensure_pretrained("bert", "shapes", *splits, cache_root=tmp_path)
     with pytest.raises(ConfigError, match="epochz"):
         ensure_pretrained("damsm", "shapes", *splits, config={"epochz": 1}, cache_root=tmp_path)
