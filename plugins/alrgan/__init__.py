@@ -13,11 +13,16 @@ MODEL_SPEC = ModelSpec(
     name="alrgan",
     build=build,
     presets=presets.PRESETS,
-    license=presets.LICENSE,
-    citation=presets.CITATION,
-    default_preset="tiny",
-    description=presets.DESCRIPTION,
-    url=presets.URL,
+    license="no code released; this re-implementation is t2igan's own (paper: IEEE copyright)",
+    citation=(
+        "Hongchen Tan, Baocai Yin, Kun Wei, Xiuping Liu, Xin Li. ALR-GAN: Adaptive Layout Refinement for "
+        "Text-to-Image Synthesis. IEEE Transactions on Multimedia, 2023. arXiv:2304.06297"
+    ),
+    description=(
+        "AttnGAN-style three-stage GAN with Adaptive Layout Refinement (θ vs. real θ*, easy/hard residual "
+        "weighting) and Layout Visual Refinement (masked perceptual + style) losses"
+    ),
+    url="https://ieeexplore.ieee.org/document/10023990",
     paper_results=presets.PAPER_RESULTS,
     convert=None,
 )

@@ -10,17 +10,6 @@ from __future__ import annotations
 
 from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
-URL = "https://ieeexplore.ieee.org/document/10023990"
-LICENSE = "no code released; this re-implementation is t2igan's own (paper: IEEE copyright)"
-CITATION = (
-    "Hongchen Tan, Baocai Yin, Kun Wei, Xiuping Liu, Xin Li. ALR-GAN: Adaptive Layout Refinement for "
-    "Text-to-Image Synthesis. IEEE Transactions on Multimedia, 2023. arXiv:2304.06297"
-)
-DESCRIPTION = (
-    "AttnGAN-style three-stage GAN with Adaptive Layout Refinement (θ vs. real θ*, easy/hard residual "
-    "weighting) and Layout Visual Refinement (masked perceptual + style) losses"
-)
-
 _COMMON = {
     "noise_dim": 100,  # AttnGAN cfg GAN.Z_DIM: 100
     "condition_dim": 100,  # AttnGAN code/miscc/config.py GAN.CONDITION_DIM (default, not overridden)

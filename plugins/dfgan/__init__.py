@@ -15,11 +15,14 @@ MODEL_SPEC = ModelSpec(
     name="dfgan",
     build=build,
     presets=presets.PRESETS,
-    license=presets.LICENSE,
-    citation=presets.CITATION,
-    default_preset="tiny",
-    description=presets.DESCRIPTION,
-    url=presets.URL,
+    # tobran/DF-GAN LICENSE.md; the README adds "released for academic research use only"
+    license="CC BY-NC-SA 4.0",
+    citation=(
+        "Ming Tao, Hao Tang, Fei Wu, Xiao-Yuan Jing, Bing-Kun Bao, Changsheng Xu. DF-GAN: A Simple and "
+        "Effective Baseline for Text-to-Image Synthesis. CVPR 2022. arXiv:2008.05865"
+    ),
+    description="One-stage GAN with deep text-image fusion blocks, hinge loss and MA-GP",
+    url="https://github.com/tobran/DF-GAN",
     paper_results=presets.PAPER_RESULTS,
     convert=convert_official,
 )

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
-URL = "https://github.com/tobran/DF-GAN"
-# tobran/DF-GAN LICENSE.md; the README adds "released for academic research use only"
-LICENSE = "CC BY-NC-SA 4.0"
-CITATION = (
-    "Ming Tao, Hao Tang, Fei Wu, Xiao-Yuan Jing, Bing-Kun Bao, Changsheng Xu. DF-GAN: A Simple and "
-    "Effective Baseline for Text-to-Image Synthesis. CVPR 2022. arXiv:2008.05865"
-)
-DESCRIPTION = "One-stage GAN with deep text-image fusion blocks, hinge loss and MA-GP"
-
 # Shared by the released configs code/cfg/bird.yml, coco.yml, flower.yml (z_dim, cond_dim, nf, imsize,
 # batch_size, truncation/trunc_rate) and code/src/train.py (Adam lr 1e-4 / 4e-4, betas (0.0, 0.9)).
 # The MA-GP weight 2.0 and power 6 are in code/lib/modules.py MA_GP.

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
-URL = "https://github.com/tobran/GALIP"
-# LICENSE file: MIT ("Copyright (c) 2022 MingTao"); the README badge says CC BY-NC-SA 4.0 and "released for
-# academic research use only". The two conflict; both are stated.
-LICENSE = "MIT (LICENSE file); README: CC BY-NC-SA 4.0, academic research use only (conflicting)"
-CITATION = (
-    "Ming Tao, Bing-Kun Bao, Hao Tang, Changsheng Xu. GALIP: Generative Adversarial CLIPs for Text-to-Image "
-    "Synthesis. CVPR 2023. arXiv:2301.12959"
-)
-DESCRIPTION = "GAN with a frozen CLIP-ViT in both G (prompted mapper) and D (Mate-D on CLIP features)"
+URL = "https://github.com/tobran/GALIP"  # the presets' sources name files in it
 
 # code/cfg/birds.yml, coco.yml: nf 64, z_dim 100, cond_dim 512, imsize 256, lr_g 1e-4, lr_d 4e-4, sim_w 4.0,
 # clip4trn ViT-B/32; code/src/train.py: Adam betas (0.0, 0.9); code/lib/modules.py MA_GP: 2.0 * mean(||g||^6).

@@ -15,11 +15,14 @@ MODEL_SPEC = ModelSpec(
     name="ratgan",
     build=build,
     presets=presets.PRESETS,
-    license=presets.LICENSE,
-    citation=presets.CITATION,
-    default_preset="tiny",
-    description=presets.DESCRIPTION,
-    url=presets.URL,
+    # the repository has no LICENSE file; its README says "released for academic research use only"
+    license="none stated (README: academic research use only)",
+    citation=(
+        "Senmao Ye, Huan Wang, Mingkui Tan, Fei Liu. Recurrent Affine Transformation for Text-to-image "
+        "Synthesis. IEEE Transactions on Multimedia, 2024. arXiv:2204.10482"
+    ),
+    description="DF-GAN-style GAN whose affines are driven by one LSTM carried across all fusion blocks",
+    url="https://github.com/senmaoy/Recurrent-Affine-Transformation-for-Text-to-image-Synthesis",
     paper_results=presets.PAPER_RESULTS,
     convert=convert_official,
 )

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
-URL = "https://github.com/senmaoy/Recurrent-Affine-Transformation-for-Text-to-image-Synthesis"
-# the repository has no LICENSE file; its README says "released for academic research use only"
-LICENSE = "none stated (README: academic research use only)"
-CITATION = (
-    "Senmao Ye, Huan Wang, Mingkui Tan, Fei Liu. Recurrent Affine Transformation for Text-to-image "
-    "Synthesis. IEEE Transactions on Multimedia, 2024. arXiv:2204.10482"
-)
-DESCRIPTION = "DF-GAN-style GAN whose affines are driven by one LSTM carried across all fusion blocks"
-
 # code/cfg/bird.yml, coco.yml, flower.yml: NF 64, BATCH_SIZE 24, BASE_SIZE 256, EMBEDDING_DIM 256;
 # code/main.py: noise 100, Adam lr 1e-4 (G) / 4e-4 (D), betas (0.0, 0.9), MA-GP 2.0 * mean(||g||^6),
 # evaluation noise torch.randn (no truncation).

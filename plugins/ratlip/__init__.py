@@ -15,10 +15,15 @@ MODEL_SPEC = ModelSpec(
     name="ratlip",
     build=build,
     presets=presets.PRESETS,
-    license=presets.LICENSE,
-    citation=presets.CITATION,
-    default_preset="tiny",
-    description=presets.DESCRIPTION,
+    license="MIT (LICENSE file, Copyright (c) 2024 Xijun Lu)",
+    citation=(
+        "Chengde Lin, Xijun Lu, Guangxi Chen. RATLIP: Generative Adversarial CLIP Text-to-Image Synthesis "
+        "Based on Recurrent Affine Transformations. arXiv:2405.08114, 2024"
+    ),
+    description=(
+        "GALIP with recurrent affines (one LSTM per affine) in the CLIP adapter and Shuffle Attention after "
+        "the generator convs"
+    ),
     url=presets.URL,
     paper_results=presets.PAPER_RESULTS,
     optimises=("clip_score",),  # its generator loss adds the CLIP cosine similarity of image and caption

@@ -5,16 +5,7 @@ from __future__ import annotations
 
 from t2igan.specs import PaperResult, Preset, tiny_learning_rates
 
-URL = "https://github.com/OxygenLu/RATLIP"
-LICENSE = "MIT (LICENSE file, Copyright (c) 2024 Xijun Lu)"
-CITATION = (
-    "Chengde Lin, Xijun Lu, Guangxi Chen. RATLIP: Generative Adversarial CLIP Text-to-Image Synthesis "
-    "Based on Recurrent Affine Transformations. arXiv:2405.08114, 2024"
-)
-DESCRIPTION = (
-    "GALIP with recurrent affines (one LSTM per affine) in the CLIP adapter and Shuffle Attention after "
-    "the generator convs"
-)
+URL = "https://github.com/OxygenLu/RATLIP"  # the presets' sources name files in it
 
 # code/cfg/birds.yml is byte-identical to GALIP's: nf 64, z 100, cond 512, imsize 256, lr 1e-4 / 4e-4,
 # sim_w 4.0, ViT-B/32; code/models/RATLIP.py: CLIP_Adapter(..., hidden_size=64), Conv_shuffle with the
