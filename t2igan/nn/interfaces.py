@@ -109,6 +109,14 @@ class TextEncoder(nn.Module, ABC):
 
     sentence_dim: int
     word_dim: int
+    # What a run record says about the weights: numbers made with a stand-in are marked, with the note.
+    # Encoders that check their file against the released one override both (t2igan.weights.CheckedWeights).
+    stand_in: bool = False
+    weights_note: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that changes a number computed with this encoder, for records (weights_sha256, ...)."""
+        return {}
 
     @abstractmethod
     def tokenize(self, captions: list[str]) -> dict[str, Tensor]: ...

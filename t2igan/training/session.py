@@ -231,14 +231,8 @@ class TextEncoderPool:
             loaded = spec.load(config, context)
         else:
             encoder = spec.build(config, context)
-            loaded = LoadedText(
-                encoder,
-                {
-                    **_describe(encoder),
-                    "stand_in": bool(getattr(encoder, "stand_in", False)),
-                    "weights_note": str(getattr(encoder, "weights_note", "") or ""),
-                },
-            )
+            stated = {"stand_in": bool(encoder.stand_in), "weights_note": str(encoder.weights_note or "")}
+            loaded = LoadedText(encoder, {**encoder.describe(), **stated})
         info = {"name": name, **loaded.info}
         key = f"{name}-{(info.get('weights_sha256') or 'unknown')[:16]}"
         return TextHandle(name, loaded.encoder.to(self.device), key, info, loaded.view)
@@ -252,11 +246,6 @@ def _dataset_root(data: DatasetSession) -> Path | None:
         return resolve_root(data.name, data.root)
     except T2IGanError:
         return None  # no dataset folder here: a loader that needs one says which config key to give
-
-
-def _describe(encoder: Any) -> dict[str, Any]:
-    describe = getattr(encoder, "describe", None)
-    return dict(describe()) if callable(describe) else {}
 
 
 # ------------------------------------------------------------------------------------------ batches

@@ -1,4 +1,4 @@
-"""What `GANModel` declares for every model: the fakes shared between the D and G steps, and the
+"""What `GANModel` and `TextEncoder` declare: the fakes shared between the D and G steps, and the
 attributes core reads, with their defaults."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from t2igan.errors import T2IGanError
-from t2igan.nn.interfaces import Batch, GANModel, TextFeatures
+from t2igan.nn.interfaces import Batch, GANModel, TextEncoder, TextFeatures
 
 
 class Minimal(GANModel):
@@ -44,3 +44,20 @@ def test_the_attributes_core_reads_have_declared_defaults():
     )
     with pytest.raises(T2IGanError, match="holds no CLIP"):
         model.verify_official_clip_copy({}, "release.pth")
+
+
+class MinimalText(TextEncoder):
+    sentence_dim = word_dim = 4
+
+    def tokenize(self, captions):
+        return {"n": torch.tensor([len(captions)])}
+
+    def encode(self, tokens):
+        return TextFeatures(torch.zeros(int(tokens["n"]), 4))
+
+
+def test_what_core_reads_from_a_text_encoder_has_declared_defaults():
+    encoder = MinimalText()
+    assert (encoder.stand_in, encoder.weights_note, encoder.describe()) == (False, "", {})
+    encoder.stand_in, encoder.weights_note = True, "random weights"  # an encoder states its own
+    assert (encoder.stand_in, encoder.weights_note) == (True, "random weights")
