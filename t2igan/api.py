@@ -10,6 +10,7 @@ command is a thin layer over these functions; they take plain values, never pars
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from t2igan.nn.interfaces import BuildContext, GANModel
 from t2igan.training.session import DatasetSession, TextEncoderPool, TextHandle, grid_inputs, resolve_device
 
 PathLike = str | os.PathLike
+logger = logging.getLogger(__name__)
 
 
 def _registry() -> Any:
@@ -208,9 +210,10 @@ def train(
     _check_resume(folder, resume)
     pool = TextEncoderPool(registry, where, progress, options=encoders)
     if steps is None and epochs is None and not resolved.config.get("max_epoch"):
-        _say(
-            f"preset {resolved.preset.name!r} has no max_epoch and no --steps was given: training "
-            f"{BUDGET_STEPS['smoke']} steps"
+        logger.info(
+            "preset %r has no max_epoch and no --steps was given: training %d steps",
+            resolved.preset.name,
+            BUDGET_STEPS["smoke"],
         )
     run = prepare_run(
         registry,
@@ -246,12 +249,6 @@ def _check_resume(out: Path, resume: bool) -> None:
         raise ConfigError(
             f"--resume: {out / 'train'} holds no checkpoint (step*.pt or final.pt) to resume{hint}"
         )
-
-
-def _say(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------- evaluate

@@ -27,7 +27,7 @@ from t2igan.text.damsm_loss import damsm_loss
 from .lvr import build_extractor, lvr_terms, masked_lvr
 from .networks import ALRGenerator, GeneratorConfig, GeneratorOutput, MultiStageDiscriminator, image_pyramid
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT_DIM = 256  # DAMSM EMBEDDING_DIM: the `tiny` size when no encoder is given
 DEFAULT_MAX_WORDS = 18  # DAMSM WORDS_NUM (t2igan.text.damsm): the most words its captions keep
@@ -247,7 +247,7 @@ def _damsm_image_encoder(config: Mapping[str, Any], context: BuildContext) -> nn
         return None  # no encoder at all: a parameter count or a shape check, not a training run
     image_encoder = getattr(context.text_encoder, "image_encoder", None)
     if image_encoder is None:
-        log.warning(
+        logger.warning(
             "alrgan: the text encoder has no `image_encoder`, so the DAMSM term (damsm_lambda=%s) is off; "
             "load the DAMSM pair with its image encoder to train with it",
             config["damsm_lambda"],

@@ -5,6 +5,7 @@ captions, and the values come back as run-record metrics."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from t2igan.benchmarking.records import MetricRecord
 from t2igan.errors import ConfigError
 from t2igan.metrics.context import EvalContext
 from t2igan.metrics.evaluate import EvalResult, evaluate
+from t2igan.metrics.values import MetricValue
 from t2igan.nn.interfaces import GANModel
+from t2igan.progress import show_progress  # the metrics' bars take a plain flag: it follows -q here
 from t2igan.specs import Protocol
 from t2igan.training.session import DatasetSession, TextEncoderPool, TextHandle
 from t2igan.training.trainer import seeded_rng
@@ -24,6 +26,7 @@ from t2igan.training.trainer import seeded_rng
 ENCODER_NEEDS = ("clip", "damsm", "probe")  # MetricSpec.needs entries that name an encoder
 PROBE_SPLIT_SEED = 7_919  # the probe learns from its own shapes scenes, never from the test split
 PROBE_SPLIT_COUNT = 10_000
+logger = logging.getLogger(__name__)
 
 
 def needed_encoders(metrics: Sequence[str], registry: Any) -> list[str]:
@@ -74,14 +77,19 @@ class EvalEncoders:
             images = data.real_images(split, image_size)
             labels = [record.attributes for record in split.records]
             probe, cached = load_or_train_probe(
-                images, labels, options, seed=0, progress=self.progress, device=self.pool.device
+                images,
+                labels,
+                options,
+                seed=0,
+                progress=show_progress(self.progress),
+                device=self.pool.device,
             )
             probe.stats["trained_on"] = (
                 f"{data.label} test distribution, {len(split)} scenes, seed {split.preprocessing.get('seed')}"
             )
             if not cached:
                 seconds = probe.stats["train_seconds"]
-                print(f"trained the {data.name} probe in {seconds:.0f} s (cached for later runs)", flush=True)
+                logger.info("trained the %s probe in %.0f s (cached for later runs)", data.name, seconds)
             self._probes[data.label] = probe
         return self._probes[data.label]
 
@@ -142,7 +150,7 @@ def evaluate_model(
     inception_weights: str | None = None,
     fid_reference: str | None = None,
     second_clip: str | None = None,
-) -> tuple[list[MetricRecord], EvalResult]:
+) -> tuple[list[MetricValue], EvalResult]:
     """Score `model` on the dataset's test split by `protocol`; the samples evaluated are written to
     `folder/eval_samples.json` so that a number can be traced to the captions and noise behind it.
     `second_clip` (`MODEL=WEIGHTS`) adds the CLIP score under that CLIP as the metric `clip_score_2`."""
@@ -168,14 +176,14 @@ def evaluate_model(
             metrics=metrics,
             metric_configs=configs,
             registry=registry,
-            progress=progress,
+            progress=show_progress(progress),
         )
     finally:
         model.train(was_training)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "eval_samples.json").write_text(json.dumps(result.as_dict()["samples"]), encoding="utf-8")
-    records = [MetricRecord(**value.as_dict()) for value in result.values]
+    records = list(result.values)
     if not records:
         raise ConfigError(f"protocol {protocol.name!r} of {data.label} produced no metric values")
     return records, result
@@ -202,7 +210,7 @@ def eval_context(
         encoders=encoders.for_metrics(data, metrics, registry),
         stats_cache=_stats_cache(),
         batch_size=batch_size,
-        progress=progress,
+        progress=show_progress(progress),
     )
 
 

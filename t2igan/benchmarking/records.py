@@ -15,22 +15,12 @@ from typing import Any
 
 from t2igan.atomic import write_json_atomic
 from t2igan.errors import T2IGanError
+from t2igan.metrics.values import MetricValue
 
 SCHEMA_VERSION = 2  # 2: FID's text `reference` became `reference_source` (`reference` is a number)
 STATUS_FINISHED, STATUS_FAILED, STATUS_RUNNING = "finished", "failed", "running"
 
 COST_MODE = "cost"  # provenance mode of the measured costs (parameters, times): columns after the metrics
-
-
-@dataclass
-class MetricRecord:
-    """One number with everything that changes it."""
-
-    name: str
-    value: float
-    std: float | None = None
-    higher_is_better: bool | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,7 +40,7 @@ class RunRecord:
     text_encoder: dict[str, Any] = field(default_factory=dict)  # {"name", "weights_sha256", "stand_in", ...}
     environment: dict[str, Any] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)
-    metrics: list[MetricRecord] = field(default_factory=list)
+    metrics: list[MetricValue] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # [{"step", "metric", "value"}]
     paper_results: list[dict[str, Any]] = field(default_factory=list)
     optimises: list[str] = field(default_factory=list)  # metrics the model's loss optimises (its spec)
@@ -74,9 +64,9 @@ class RunRecord:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         try:
-            values["metrics"] = [MetricRecord(**m) for m in data.get("metrics", [])]
+            values["metrics"] = [MetricValue(**m) for m in data.get("metrics", [])]
             return cls(**values)
-        except TypeError as exc:
+        except (TypeError, T2IGanError) as exc:  # T2IGanError: a provenance field of the wrong kind
             raise T2IGanError(f"{source}: malformed run record ({exc})") from exc
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
+import logging
 import time
 import traceback
 from pathlib import Path
@@ -23,7 +23,6 @@ from t2igan.benchmarking.records import (
     COST_MODE,
     STATUS_FAILED,
     STATUS_FINISHED,
-    MetricRecord,
     RunRecord,
     dataset_dir,
     environment,
@@ -34,11 +33,14 @@ from t2igan.benchmarking.records import (
     write_record,
 )
 from t2igan.errors import ConfigError, T2IGanError
+from t2igan.metrics.values import MetricValue
 from t2igan.models import ModelRef, choose_preset
 from t2igan.training import distributed
 from t2igan.training.run import PreparedRun, prepare_run
 from t2igan.training.session import DatasetSession, TextEncoderPool, fixed_captions, resolve_device
 from t2igan.training.trainer import TrainingDiverged
+
+logger = logging.getLogger(__name__)
 
 
 def write_plan(out: Path, plan: dict[str, Any]) -> Path:
@@ -108,12 +110,19 @@ def run_plan(plan: BenchPlan, registry: Any, progress: bool = True) -> tuple[lis
     runs = plan.runs()
     main = distributed.is_main_process()
     if main:
-        print(
-            f"plan {plan.name}: {len(plan.models)} model(s) x {len(plan.datasets)} dataset(s) x "
-            f"{len(plan.seeds)} seed(s) = {len(runs)} run(s), budget {plan.budget.describe()}, "
-            f"protocol {plan.protocol}, device {device}, {distributed.world_size()} process(es); "
-            f"writing to {plan.out}",
-            flush=True,
+        logger.info(
+            "plan %s: %d model(s) x %d dataset(s) x %d seed(s) = %d run(s), budget %s, protocol %s, "
+            "device %s, %d process(es); writing to %s",
+            plan.name,
+            len(plan.models),
+            len(plan.datasets),
+            len(plan.seeds),
+            len(runs),
+            plan.budget.describe(),
+            plan.protocol,
+            device,
+            distributed.world_size(),
+            plan.out,
         )
     records = BenchRunner(plan, registry, device, progress=progress).run()
     return records, (build_report(plan.out) if main else None)
@@ -154,7 +163,7 @@ class BenchRunner:
         folder = run_dir(self.plan.out, key.dataset, key.model.variant, key.seed)
         self._check_folder_splits(key)
         previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
-        say = _say if self.writer else _quiet
+        say, warn = (logger.info, logger.warning) if self.writer else (_quiet, _quiet)
         if previous is not None:
             self._check_same_measure(previous, folder, key)
         if previous is not None and previous.status == STATUS_FINISHED:
@@ -186,7 +195,7 @@ class BenchRunner:
             if self.writer:
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-            say(f"{label}: FAILED: {record.error} (traceback in {folder / 'error.log'})")
+            warn(f"{label}: FAILED: {record.error} (traceback in {folder / 'error.log'})")
             if isinstance(exc, _RanksApart):  # the other processes cannot go on in step: stop them all
                 record.finished = time.time()
                 self._write(folder, record)
@@ -363,7 +372,8 @@ class BenchRunner:
         record.costs["processes"] = distributed.world_size()  # torchrun: train costs are of N processes
         record.metrics = metrics + cost_metrics(record.costs)
         headline = {*protocol.metrics, "clip_score_2"}  # not every per-attribute value of a probe
-        _say(f"{label}: " + ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in headline))
+        values = ", ".join(f"{m.name} {m.value:.4g}" for m in metrics if m.name in headline)
+        logger.info("%s: %s", label, values)
 
     def _progress_evaluator(self, run: PreparedRun, folder: Path) -> Any:
         """With `eval_every`, a callback scoring the model on the first `eval_every_images` test captions
@@ -431,10 +441,6 @@ def write_json_lines(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _loss_history(log_path: Path) -> list[dict[str, Any]]:
     """Loss curves for the metric-vs-step plot: every logged step's losses, from the Trainer's log."""
     import json
@@ -452,22 +458,22 @@ def _loss_history(log_path: Path) -> list[dict[str, Any]]:
     return history
 
 
-def cost_metrics(costs: dict[str, Any]) -> list[MetricRecord]:
+def cost_metrics(costs: dict[str, Any]) -> list[MetricValue]:
     """Costs as table columns too (quality vs. cost plots read them from results.csv)."""
-    provenance = {"backend": "t2igan", "mode": COST_MODE}
+
+    def cost(name: str, value: float, higher_is_better: bool | None) -> MetricValue:
+        provenance = {"backend": "t2igan", "mode": COST_MODE}
+        return MetricValue(name, float(value), provenance=provenance, higher_is_better=higher_is_better)
+
     metrics = [
-        MetricRecord("images_per_second", float(costs["images_per_second"]), None, True, provenance),
-        MetricRecord("train_seconds", float(costs["train_seconds"]), None, False, provenance),
+        cost("images_per_second", costs["images_per_second"], True),
+        cost("train_seconds", costs["train_seconds"], False),
     ]
     if costs.get("step_seconds_median") is not None:
-        metrics.append(
-            MetricRecord("step_seconds", float(costs["step_seconds_median"]), None, False, provenance)
-        )
+        metrics.append(cost("step_seconds", costs["step_seconds_median"], False))
     for part, counts in costs["parameters"].items():
         if counts["trainable"] or not counts["frozen"]:
-            metrics.append(MetricRecord(f"params_{part}", float(counts["trainable"]), None, None, provenance))
+            metrics.append(cost(f"params_{part}", counts["trainable"], None))
         if counts["frozen"]:  # frozen parts (GALIP's CLIP, ALR-GAN's LVR features) in their own column
-            metrics.append(
-                MetricRecord(f"params_{part}_frozen", float(counts["frozen"]), None, None, provenance)
-            )
+            metrics.append(cost(f"params_{part}_frozen", counts["frozen"], None))
     return metrics

@@ -3,18 +3,76 @@ which turn the flags into calls of the Python API (`t2igan.api`). Nothing below 
 argparse.
 
 Every command turns a `T2IGanError` into one line on stderr and exit status 2, never a traceback.
+Messages of the library go through `logging`; `setup_logging` shows them on stderr at the level that
+`-v` / `-q` ask for, and progress bars follow that level (`t2igan.progress`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 from t2igan import __version__
 from t2igan.errors import T2IGanError, T2IGanWarning
+
+# ----------------------------------------------------------------------------------------- logging
+
+# The loggers the command owns: the library's and the built-in plugins'. A third-party plugin's stay the
+# user's; their warnings still show through Python's last-resort handler.
+LOGGERS = ("t2igan", "t2igan_plugins")
+
+
+class _StderrHandler(logging.Handler):
+    """Writes each message to the `sys.stderr` of the moment (a caller's or a test's redirection is
+    followed), through tqdm once it is loaded, so that a message does not break a bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is None:
+                sys.stderr.write(message + "\n")
+            else:
+                tqdm.tqdm.write(message, file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    """Progress as it is said; a warning or an error as one line naming the command; everything with its
+    level and logger under -v."""
+
+    def __init__(self, detailed: bool) -> None:
+        super().__init__()
+        self.detailed = detailed
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if self.detailed:
+            return f"{record.levelname.lower()}: {record.name}: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"t2igan: {record.levelname.lower()}: {message}"
+        return message
+
+
+_HANDLER = _StderrHandler()
+VERBOSITY_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """Show the messages of `LOGGERS` on stderr: 0 INFO (progress), 1 or more DEBUG (-v), -1 WARNING
+    (-q: no progress, no bars), -2 or less ERROR (-qq). Idempotent: one handler, however often called."""
+    level = VERBOSITY_LEVELS[max(-2, min(1, verbosity))]
+    _HANDLER.setFormatter(_Formatter(detailed=level <= logging.DEBUG))
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if _HANDLER not in logger.handlers:
+            logger.addHandler(_HANDLER)
 
 
 def _lazy(function: str) -> Callable[[argparse.Namespace], int]:
@@ -38,6 +96,21 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
     return value
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    """-v / -q, counted. Every command takes them too (`t2igan bench -q`), with no default of its own, so
+    that one given before the command is kept."""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default, help="more messages: debug ones too"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="fewer messages: warnings and errors only, no progress bars (-qq: errors only)",
+    )
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `t2igan COMMAND --help` for each command's options.",
     )
     parser.add_argument("--version", action="version", version=f"t2igan {__version__}")
+    _add_verbosity(parser, 0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -281,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-counts", action="store_true", help="skip building models to count parameters")
     p.set_defaults(func=_lazy("cmd_models"))
+    for command in [*sub.choices.values(), *data_sub.choices.values()]:
+        _add_verbosity(command, argparse.SUPPRESS)
     return parser
 
 
@@ -297,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.verbose - args.quiet)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `bench --nproc` relaunches it
     try:
         return int(args.func(args) or 0)

@@ -1,5 +1,6 @@
 """The command handlers: each turns its parsed flags into calls of the Python API (`t2igan.api`) and
-the library, and prints the results; progress goes to stderr, results and paths to stdout."""
+the library, and prints the results and paths to stdout; progress goes to stderr, through the `t2igan`
+logger (`t2igan.cli.setup_logging`) and its bars (`t2igan.progress`)."""
 
 from __future__ import annotations
 
@@ -120,10 +121,11 @@ def _count(value: int | None) -> str:
 
 def cmd_data_check(args: argparse.Namespace) -> int:
     from t2igan.data.commands import check_dataset, format_check_report
+    from t2igan.progress import show_progress
     from t2igan.training.session import parse_dataset_ref
 
     name, options = parse_dataset_ref(args.name)
-    report = check_dataset(name, args.root, progress=True, **options)
+    report = check_dataset(name, args.root, progress=show_progress(), **options)
     print(format_check_report(report))
     return 0 if report.ok else 1
 

@@ -35,6 +35,7 @@ from t2igan.data.split import Split, image_file_size
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.hashing import sha256_file
 from t2igan.paths import cache_root
+from t2igan.progress import progress_bar
 
 BUILDER_VERSION = 1  # bump when the pixels stored for the same split and sizes would change
 LOAD_RATIO = (
@@ -46,7 +47,7 @@ PARALLEL_MIN_IMAGES = 2_000  # below this a process pool costs more than it save
 # Caches up to this size are re-hashed on every open (the default shapes train cache, 36 MB, takes
 # ~0.1 s); larger ones (CUB at 256 px is 2.4 GB) when asked: `t2igan data prepare --verify`.
 VERIFY_MAX_BYTES = 256 * 2**20
-log = logging.getLogger("t2igan.data")
+logger = logging.getLogger(__name__)
 
 
 def layout_for(augmentation: str) -> str:
@@ -251,9 +252,12 @@ def ensure_image_cache(
     expected = expected_meta(split, image_size, load_size, layout_for(augmentation))
     reason = invalid_reason(array_path, sidecar_path, expected, verify)
     if reason is None:
+        logger.debug("image cache %s: valid, reused", array_path)
         return ImageCache(array_path, sidecar_path, json.loads(sidecar_path.read_text(encoding="utf-8")))
-    if reason != "missing":
-        log.warning("rebuilding image cache %s: %s", array_path, reason)
+    if reason == "missing":
+        logger.debug("building image cache %s", array_path)
+    else:
+        logger.warning("rebuilding image cache %s: %s", array_path, reason)
     meta = build_image_cache(split, array_path, sidecar_path, expected, progress, workers)
     return ImageCache(array_path, sidecar_path, meta, rebuilt_reason=reason)
 
@@ -321,8 +325,6 @@ def build_image_cache(
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Write the array into a temporary file, then os.replace it, then the sidecar (last)."""
-    from tqdm.auto import tqdm
-
     array_path.parent.mkdir(parents=True, exist_ok=True)
     sidecar_path.unlink(missing_ok=True)  # an old sidecar must never vouch for a half-replaced array
     count, load_size = len(split), meta["load_size"]
@@ -339,8 +341,8 @@ def build_image_cache(
         with atomic_path(array_path, suffix=".npy.tmp") as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             del out  # workers and the loop below reopen it r+; the header is written
-            bar = tqdm(
-                total=count, disable=not progress, unit="img", desc=f"cache {split.dataset}/{split.name}"
+            bar = progress_bar(
+                total=count, show=progress, unit="img", desc=f"cache {split.dataset}/{split.name}"
             )
             with bar:
                 if workers > 1:

@@ -92,7 +92,8 @@ def make_provenance(**fields: Any) -> dict[str, Any]:
 
 @dataclass
 class MetricValue:
-    """One metric number, its spread (std over folds/subsets/splits when the metric has one) and provenance."""
+    """One metric number, its spread (std over folds/subsets/splits when the metric has one) and provenance:
+    what a metric returns and what a run record keeps (measured costs too, in provenance mode "cost")."""
 
     name: str
     value: float
@@ -104,7 +105,7 @@ class MetricValue:
         check_provenance(self.provenance, self.name)  # every value, built-in or a plugin's, on creation
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields of `t2igan.benchmarking.records.MetricRecord`, ready for a run record."""
+        """As a run record's JSON holds it."""
         return asdict(self)
 
     @property

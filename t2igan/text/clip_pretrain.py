@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from t2igan.errors import ConfigError
+from t2igan.progress import progress_bar
 from t2igan.text.clip import CLIPSource, CLIPTextImageEncoder, build_open_clip_model, model_config
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP paper §2.5: the temperature is clipped to keep logits ≤ 100
@@ -206,7 +206,7 @@ def _run_epochs(
         optimizer, lambda s: _schedule(s, total, config.warmup_steps)
     )
     deadline = None if config.max_seconds is None else time.perf_counter() + config.max_seconds
-    bar = tqdm(range(config.epochs), desc=f"pretrain {config.model}", disable=not progress)
+    bar = progress_bar(range(config.epochs), show=progress, desc=f"pretrain {config.model}")
     for _ in bar:
         losses = []
         order = rng.permutation(len(images))

@@ -155,14 +155,14 @@ def _train(
     progress: bool,
     class_ids: Sequence[int] | None,
 ) -> DAMSMPretrainStats:
-    from tqdm.auto import tqdm
+    from t2igan.progress import progress_bar
 
     rng = random.Random(seed)
     gammas = DAMSMGammas(cfg.gamma1, cfg.gamma2, cfg.gamma3)
     params = [p for p in (*text.parameters(), *image.parameters()) if p.requires_grad]
     stats, lr, start = DAMSMPretrainStats(images=len(images)), cfg.lr, time.perf_counter()
     optimizer = torch.optim.Adam(params, lr=lr, betas=cfg.betas)
-    bar = tqdm(range(cfg.epochs), disable=not progress, desc="DAMSM pre-training", unit="epoch")
+    bar = progress_bar(range(cfg.epochs), show=progress, desc="DAMSM pre-training", unit="epoch")
     for epoch in bar:
         if cfg.reset_optimizer_each_epoch and epoch > 0:
             optimizer = torch.optim.Adam(params, lr=lr, betas=cfg.betas)

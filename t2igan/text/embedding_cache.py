@@ -105,7 +105,7 @@ def _captions(split: Any) -> list[str]:
 def _build(
     encoder, split, folder: Path, meta: dict[str, Any], with_words: bool, batch_size: int, progress: bool
 ) -> None:
-    from tqdm.auto import tqdm
+    from t2igan.progress import progress_bar
 
     captions = _captions(split)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -114,9 +114,9 @@ def _build(
         arrays: dict[str, np.lib.format.open_memmap] = {}
         encoder.eval()
         with torch.no_grad():
-            for start in tqdm(
+            for start in progress_bar(
                 range(0, len(captions), batch_size),
-                disable=not progress,
+                show=progress,
                 desc=f"text embeddings {split.dataset}/{split.name}",
                 unit="batch",
             ):

@@ -3,8 +3,8 @@ into a paper preset's model, and written with the sha256 of every file it came f
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from t2igan.nn.interfaces import BuildContext, GANModel
 from t2igan.training.checkpoint import make_checkpoint
 from t2igan.training.session import image_size
 from t2igan.weights import load_state_dict_file, sha256_file
+
+logger = logging.getLogger(__name__)
 
 
 def convert_official(
@@ -49,10 +51,11 @@ def convert_official(
             f"{named}: no generator in the file(s); the release's netG file (or entry) holds it"
         )
     for part in sorted(set(parts) - set(states)):  # a G-only release: D keeps the built model's weights
-        print(
-            f"warning: no {part} in {named}: it keeps random weights (sampling and evaluation use the "
-            "generator only; training on from this checkpoint would not)",
-            file=sys.stderr,
+        logger.warning(
+            "no %s in %s: it keeps random weights (sampling and evaluation use the generator only; "
+            "training on from this checkpoint would not)",
+            part,
+            named,
         )
     whole = {key: value for key, value in ours.items() if key.split(".")[0] not in states}
     whole.update({f"{part}.{key}": value for part, state in states.items() for key, value in state.items()})

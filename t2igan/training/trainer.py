@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import signal
 import statistics
@@ -21,6 +22,7 @@ from torch import Tensor
 from t2igan.atomic import torch_save_atomic, write_text_atomic
 from t2igan.errors import T2IGanError
 from t2igan.nn.interfaces import Batch, GANModel, LossDict, TextFeatures
+from t2igan.progress import progress_bar
 from t2igan.training import distributed
 from t2igan.training.checkpoint import (
     check_text_encoder,
@@ -31,6 +33,8 @@ from t2igan.training.checkpoint import (
     step_checkpoints,
 )
 from t2igan.training.memory import PeakMemoryMeter
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(T2IGanError):
@@ -373,8 +377,9 @@ def stop_between_steps() -> Iterator[_StopRequest]:
         if stop.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt(f"{stop.requested}, then SIGINT again: stopped mid-step")
         stop.requested = signal.Signals(signum).name
-        print(
-            f"\n{stop.requested}: stopping after this step and saving a checkpoint (Ctrl-C again to stop now)"
+        # a warning: the answer to the user's own signal shows even under -q
+        logger.warning(
+            "%s: stopping after this step and saving a checkpoint (Ctrl-C again to stop now)", stop.requested
         )
 
     # a signal the parent set to be ignored (SIGINT of a job started with `&` or nohup) stays ignored
@@ -388,8 +393,6 @@ def stop_between_steps() -> Iterator[_StopRequest]:
 
 
 def _progress(total: int, initial: int, enabled: bool, label: str = "train") -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, initial=initial, disable=not enabled, desc=label, unit="step", dynamic_ncols=True
+    return progress_bar(
+        total=total, initial=initial, show=enabled, desc=label, unit="step", dynamic_ncols=True
     )

@@ -175,7 +175,7 @@ def test_nproc_runs_the_plan_under_torchrun_and_a_diverged_run_does_not_stall_it
     out = tmp_path / "out"
     result = run_cli("bench", str(plan), "--nproc", "2", "--out", str(out), env=cache_env)
     assert result.returncode == 1, result.stderr[-3000:]  # one failed run
-    assert result.stdout.count("1 of 2 run(s) finished") == 1 and "2 process(es)" in result.stdout
+    assert result.stdout.count("1 of 2 run(s) finished") == 1 and "2 process(es)" in result.stderr
     failed = json.loads(
         (out / "shapes_size=tiny" / "dfgan_magp_weight=nan" / "seed0" / "record.json").read_text()
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from t2igan.benchmarking import costs, records, runner
-from t2igan.benchmarking.records import MetricRecord, RunRecord, environment
-from t2igan.metrics.values import PROVENANCE_FIELDS
+from t2igan.benchmarking.records import RunRecord, environment
+from t2igan.metrics.values import PROVENANCE_FIELDS, MetricValue
 from t2igan.nn.interfaces import TextFeatures
 from t2igan.training.trainer import TrainResult
 
@@ -101,8 +101,8 @@ def test_doc_names_every_run_record_field():
 
 
 def test_doc_names_every_metric_record_field():
-    names = [f.name for f in dataclasses.fields(MetricRecord)]
-    assert not undocumented(names), f"MetricRecord fields missing from {DOC}: {undocumented(names)}"
+    names = [f.name for f in dataclasses.fields(MetricValue)]
+    assert not undocumented(names), f"MetricValue fields missing from {DOC}: {undocumented(names)}"
 
 
 def test_doc_names_every_environment_key():

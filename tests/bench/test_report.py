@@ -9,9 +9,10 @@ import statistics
 import pandas as pd
 import pytest
 
-from t2igan.benchmarking.records import COST_MODE, MetricRecord, RunRecord, read_record, run_dir, write_record
+from t2igan.benchmarking.records import COST_MODE, RunRecord, read_record, run_dir, write_record
 from t2igan.benchmarking.report import build_report, format_mean_std
 from t2igan.errors import T2IGanError
+from t2igan.metrics.values import MetricValue
 
 SHA = "a" * 64
 VALUES = {  # model -> seed -> (fid, accuracy)
@@ -22,14 +23,14 @@ VALUES = {  # model -> seed -> (fid, accuracy)
 
 def make_record(model, seed, fid, acc, sha=SHA, status="finished", error=None):
     metrics = [
-        MetricRecord(
+        MetricValue(
             "fid",
             fid,
             higher_is_better=False,
             provenance={"backend": "torch-fidelity", "mode": "standard", "n_fake": 100},
         ),
-        MetricRecord("probe_acc", acc, higher_is_better=True, provenance={"backend": "t2igan-probe"}),
-        MetricRecord(
+        MetricValue("probe_acc", acc, higher_is_better=True, provenance={"backend": "t2igan-probe"}),
+        MetricValue(
             "images_per_second", 100.0 + seed, higher_is_better=True, provenance={"backend": "t2igan"}
         ),
     ]
@@ -196,8 +197,8 @@ def test_costs_come_after_the_metrics_and_counts_have_no_direction(tmp_path):
     record = make_record("dfgan", 0, 30.0, 0.6)
     cost = {"backend": "t2igan", "mode": COST_MODE}
     record.metrics += [
-        MetricRecord("params_G", 9744131.0, None, None, cost),
-        MetricRecord("step_seconds", 0.07, None, False, cost),
+        MetricValue("params_G", 9744131.0, None, cost, None),
+        MetricValue("step_seconds", 0.07, None, cost, higher_is_better=False),
     ]
     write_record(run_dir(tmp_path, "shapes", "dfgan", 0), record)
     build_report(tmp_path)
@@ -212,7 +213,7 @@ def test_costs_come_after_the_metrics_and_counts_have_no_direction(tmp_path):
 def test_chance_and_real_image_levels_are_noted_beside_the_table(tmp_path):
     record = make_record("dfgan", 0, 30.0, 0.6)
     probe = {"backend": "t2igan-probe", "mode": "probe", "chance": 1 / 6, "reference": 0.99}
-    record.metrics.append(MetricRecord("probe_main_colour", 0.4, None, True, probe))
+    record.metrics.append(MetricValue("probe_main_colour", 0.4, None, probe, higher_is_better=True))
     write_record(run_dir(tmp_path, "shapes", "dfgan", 0), record)
     report = build_report(tmp_path)
     assert "shapes levels (chance / real test images): probe_main_colour 0.167 / 0.990" in report.notes
@@ -244,11 +245,15 @@ def test_stand_in_weights_and_a_lowered_probe_threshold_mark_their_columns(tmp_p
     for seed in (0, 1):
         record = make_record("dfgan", seed, 30.0, 0.6)
         record.metrics += [
-            MetricRecord(
-                "clip_score", 0.3, None, True, stand_in if seed == 0 else {**stand_in, "stand_in": False}
+            MetricValue(
+                "clip_score",
+                0.3,
+                None,
+                stand_in if seed == 0 else {**stand_in, "stand_in": False},
+                higher_is_better=True,
             ),
-            MetricRecord("probe_main_colour", 0.4, None, True, lowered),
-            MetricRecord("probe_fd", 20.0, None, False, honest),
+            MetricValue("probe_main_colour", 0.4, None, lowered, higher_is_better=True),
+            MetricValue("probe_fd", 20.0, None, honest, higher_is_better=False),
         ]
         write_record(run_dir(tmp_path, "shapes", "dfgan", seed), record)
     report = build_report(tmp_path)
@@ -276,7 +281,7 @@ def test_a_score_that_some_models_optimise_under_the_same_encoder_is_noted(tmp_p
         record.optimises, record.text_encoder = optimises, {"name": "clip", "weights_sha256": encoder}
         for name, sha in (("clip_score", clip), ("clip_score_second", other_clip)):
             provenance = {"backend": "open_clip", "mode": "clean", "extractor_sha256": sha}
-            record.metrics.append(MetricRecord(name, 0.3, None, True, provenance))
+            record.metrics.append(MetricValue(name, 0.3, None, provenance, higher_is_better=True))
         write_record(run_dir(tmp_path, "shapes", model, 0), record)
     notes = [n for n in build_report(tmp_path).notes if "optimise" in n]
     assert len(notes) == 1 and notes[0].startswith("shapes/clip_score: galip optimise this score's quantity")

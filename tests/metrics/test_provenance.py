@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2igan.benchmarking.records import STATUS_FINISHED, MetricRecord, RunRecord, write_record
+from t2igan.benchmarking.records import STATUS_FINISHED, RunRecord, write_record
 from t2igan.benchmarking.report import build_report
 from t2igan.errors import T2IGanError
 from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample
@@ -108,7 +108,7 @@ def _record(dataset, metric_values, seed=0):
     record = RunRecord("plan", dataset, "dfgan", seed, status=STATUS_FINISHED, model_name="dfgan")
     record.split = {"sha256": "abc"}
     record.protocol = {"name": "paper"}
-    record.metrics = [MetricRecord(**value.as_dict()) for value in metric_values]
+    record.metrics = list(metric_values)
     return record
 
 
