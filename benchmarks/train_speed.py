@@ -88,13 +88,13 @@ def adam(params, lr: float, config: dict) -> torch.optim.Adam:
 # ------------------------------------------------------------------------------------------- ours
 def our_side(resolved: ResolvedModel, registry, channels_last: bool = True, label: str = "ours") -> Side:
     model = build_model(resolved, BuildContext(registry))
-    config = resolved.config
+    optimizer = resolved.optimizer
     trainer_config = TrainerConfig(
         out_dir=Path("/nonexistent"),
         total_steps=1,
-        lr_g=config["lr_g"],
-        lr_d=config["lr_d"],
-        betas=(config["beta1"], config["beta2"]),
+        lr_g=optimizer.lr_g,
+        lr_d=optimizer.lr_d,
+        betas=optimizer.betas,
         progress=False,
         channels_last=channels_last,
     )
@@ -301,7 +301,7 @@ def run_one(model_name: str, config_name: str, args, officials: dict[str, Path |
     registry = get_registry()
     overrides = f":{args.set}" if args.set else ""
     resolved = resolve(parse_model_ref(f"{model_name}.{preset}{overrides}"), registry)
-    config = resolved.config
+    config = resolved.settings  # the official sides read the optimiser keys too
     torch.manual_seed(args.seed)
     sides = [our_side(resolved, registry, channels_last=args.memory_format != "contiguous")]
     if args.memory_format == "both":  # the same weights (same seed), the Trainer's NCHW path

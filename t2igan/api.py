@@ -209,7 +209,7 @@ def train(
     folder = Path(out) if out else Path("runs") / "train" / session.label / resolved.label / f"seed{seed}"
     _check_resume(folder, resume)
     pool = TextEncoderPool(registry, where, progress, options=encoders)
-    if steps is None and epochs is None and not resolved.config.get("max_epoch"):
+    if steps is None and epochs is None and not resolved.optimizer.epochs:
         logger.info(
             "preset %r has no max_epoch and no --steps was given: training %d steps",
             resolved.preset.name,
@@ -448,7 +448,7 @@ def eval_record(
         status=STATUS_FINISHED,
         model_name=resolved.spec.name,
         preset=resolved.preset.name,
-        config=resolved.config,
+        config=resolved.settings,
         split=data.split_info(),
         protocol={**protocol_entry(protocol), "resolution": image_size(resolved)},
         budget={"name": "checkpoint", "steps": progress.get("step")},

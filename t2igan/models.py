@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from t2igan.errors import ConfigError
+from t2igan.errors import ConfigError, RegistrationError
 from t2igan.nn.interfaces import BuildContext, GANModel, count_parameters
-from t2igan.specs import ModelSpec, Preset
+from t2igan.specs import ModelSpec, Optimizer, Preset
 
 
 @dataclass(frozen=True)
@@ -99,24 +99,47 @@ def parse_model_list(text: str) -> list[ModelRef]:
 
 @dataclass
 class ResolvedModel:
-    """A model reference with its spec, preset and final config."""
+    """A model reference with its spec, preset, final build config and optimiser settings."""
 
     ref: ModelRef
     spec: ModelSpec
     preset: Preset
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # what the builder reads
+    optimizer: Optimizer | None = None  # None: the preset's
+
+    def __post_init__(self) -> None:
+        if self.optimizer is None:
+            self.optimizer = self.preset.optimizer
 
     @property
     def label(self) -> str:
         return self.ref.variant
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Config and optimiser under one set of keys, as overrides name them and run records and
+        checkpoints keep them."""
+        return {**self.config, **self.optimizer.as_config()}
+
+    def with_settings(self, settings: Mapping[str, Any]) -> ResolvedModel:
+        """This model with `settings` (a record's or a checkpoint's) as its config and optimiser."""
+        keys = Optimizer.CONFIG_KEYS
+        config = {k: v for k, v in settings.items() if k not in keys}
+        return ResolvedModel(
+            self.ref, self.spec, self.preset, config, Optimizer.from_config(settings, self.preset.optimizer)
+        )
 
 
 def resolve(ref: ModelRef, registry: Any, preset: str | None = None) -> ResolvedModel:
     """Look the model up and apply overrides to its preset; unknown keys fail with the allowed ones."""
     spec: ModelSpec = registry.model(ref.name)
     chosen = spec.preset(ref.preset or preset)
-    config = apply_overrides(chosen.config, ref.overrides_dict(), where=f"{ref.label}")
-    return ResolvedModel(ref, spec, chosen, config)
+    base = ResolvedModel(ref, spec, chosen, dict(chosen.config))
+    settings = apply_overrides(base.settings, ref.overrides_dict(), where=f"{ref.label}")
+    try:
+        return base.with_settings(settings)
+    except RegistrationError as exc:  # an override of lr_g, beta1, max_epoch … out of range
+        raise ConfigError(f"{ref.label}: {exc}") from None
 
 
 def choose_preset(spec: ModelSpec, dataset: str, explicit: str | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -57,6 +57,61 @@ class PaperResult:
             raise RegistrationError(f"paper result {self.dataset}/{self.metric}: value must be a number")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """How a preset trains: Adam for the generator (`lr_g`) and the discriminator (`lr_d`) with the same
+    `betas`, for `epochs` epochs (the paper's length; None: the preset has none, a budget decides).
+
+    On the command line and in run records these are the keys `lr_g`, `lr_d`, `beta1`, `beta2` and
+    `max_epoch` (`CONFIG_KEYS`), overridden like any other (`dfgan:lr_g=2e-4,max_epoch=5`).
+    """
+
+    lr_g: float
+    lr_d: float
+    betas: tuple[float, float] = (0.0, 0.9)
+    epochs: int | None = None
+
+    CONFIG_KEYS = ("lr_g", "lr_d", "beta1", "beta2", "max_epoch")
+
+    def __post_init__(self) -> None:
+        for key in ("lr_g", "lr_d"):
+            value = getattr(self, key)
+            if not _is_number(value) or not value > 0:
+                raise RegistrationError(f"optimizer {key}: expected a positive number, got {value!r}")
+            object.__setattr__(self, key, float(value))
+        betas = tuple(self.betas)
+        if len(betas) != 2 or not all(_is_number(b) and 0 <= b < 1 for b in betas):
+            raise RegistrationError(f"optimizer betas: expected two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        if self.epochs is not None and (
+            not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs <= 0
+        ):
+            raise RegistrationError(
+                f"optimizer epochs (max_epoch): expected a positive int or None, got {self.epochs!r}"
+            )
+
+    def as_config(self) -> dict[str, Any]:
+        """The settings under their `CONFIG_KEYS`, as overrides name them and run records keep them."""
+        beta1, beta2 = self.betas
+        return {
+            "lr_g": self.lr_g,
+            "lr_d": self.lr_d,
+            "beta1": beta1,
+            "beta2": beta2,
+            "max_epoch": self.epochs,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], default: Optimizer) -> Optimizer:
+        """The settings `config` gives under `CONFIG_KEYS`, `default`'s for the keys it lacks."""
+        merged = {**default.as_config(), **{k: v for k, v in config.items() if k in cls.CONFIG_KEYS}}
+        return cls(merged["lr_g"], merged["lr_d"], (merged["beta1"], merged["beta2"]), merged["max_epoch"])
+
+
 TINY_LR_SCALE = 4.0
 """The one learning-rate rule of the `tiny` presets: every built-in model trains at `tiny` with its released
 learning rates (`lr_g`, `lr_d`) times 4, so that the short CPU budgets compare models that have learnt
@@ -64,24 +119,24 @@ something (the figures: docs/measurements.md, "The `tiny` learning-rate rule"). 
 released rates."""
 
 
-def tiny_learning_rates(config: Mapping[str, Any]) -> dict[str, Any]:
-    """`config` with `lr_g` and `lr_d` scaled by TINY_LR_SCALE (for a `tiny` preset)."""
-    for key in ("lr_g", "lr_d"):
-        if key not in config:
-            raise RegistrationError(f"tiny_learning_rates: the config has no {key!r} to scale")
-    return {**config, "lr_g": config["lr_g"] * TINY_LR_SCALE, "lr_d": config["lr_d"] * TINY_LR_SCALE}
+def tiny_learning_rates(optimizer: Optimizer) -> Optimizer:
+    """`optimizer` with both learning rates scaled by TINY_LR_SCALE and no paper length (a `tiny` preset)."""
+    return replace(
+        optimizer, lr_g=optimizer.lr_g * TINY_LR_SCALE, lr_d=optimizer.lr_d * TINY_LR_SCALE, epochs=None
+    )
 
 
 @dataclass(frozen=True)
 class Preset:
     """A named configuration of a model: a paper preset for one dataset, or `tiny` for CPU.
 
-    `config` holds every hyper-parameter the builder reads; its keys are also the keys a user may
-    override on the command line (`dfgan:fusion=rat`).
+    `config` holds every hyper-parameter the builder reads, `optimizer` how the Trainer trains it; the
+    keys of both are the keys a user may override on the command line (`dfgan:fusion=rat,lr_g=2e-4`).
     """
 
     name: str
     config: Mapping[str, Any]
+    optimizer: Optimizer
     image_size: int
     batch_size: int
     text_encoder: str
@@ -92,6 +147,16 @@ class Preset:
     def __post_init__(self) -> None:
         _check_name("preset", self.name)
         object.__setattr__(self, "config", _freeze(self.config))
+        if not isinstance(self.optimizer, Optimizer):
+            raise RegistrationError(
+                f"preset {self.name!r}: optimizer must be a t2igan.specs.Optimizer, got {self.optimizer!r}"
+            )
+        in_config = sorted(set(self.config) & set(Optimizer.CONFIG_KEYS))
+        if in_config:
+            raise RegistrationError(
+                f"preset {self.name!r}: config keys {', '.join(in_config)} belong in its optimizer "
+                "(t2igan.specs.Optimizer)"
+            )
         if not isinstance(self.image_size, int) or self.image_size <= 0:
             raise RegistrationError(f"preset {self.name!r}: image_size must be a positive int")
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:

@@ -8,7 +8,9 @@ marked as such. No paper-reported numbers are recorded: we have not read the pap
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset, tiny_learning_rates
+from dataclasses import replace
+
+from t2igan.specs import Optimizer, PaperResult, Preset, tiny_learning_rates
 
 _COMMON = {
     "noise_dim": 100,  # AttnGAN cfg GAN.Z_DIM: 100
@@ -18,10 +20,6 @@ _COMMON = {
     "stages": 3,  # AttnGAN cfg TREE.BRANCH_NUM: 3 (64, 128, 256)
     "base_size": 64,  # AttnGAN code/miscc/config.py TREE.BASE_SIZE
     "image_size": 256,
-    "lr_g": 2e-4,  # AttnGAN cfg TRAIN.GENERATOR_LR / DISCRIMINATOR_LR: 0.0002
-    "lr_d": 2e-4,
-    "beta1": 0.5,  # AttnGAN code/trainer.py: optim.Adam(..., betas=(0.5, 0.999)) for G and every D
-    "beta2": 0.999,
     "kl_weight": 1.0,  # AttnGAN code/trainer.py: errG_total += KL_loss(mu, logvar), unweighted
     # ALR-GAN terms. The paper sums L_ALR and L_LVR with weight 1 (docs/official-code.md, ALR-GAN);
     # λ1 (L_REC) and γ are not in the text we hold: 1.0 each is our choice (γ in units of 1/K, see alr.py).
@@ -47,10 +45,16 @@ _COMMON = {
 }
 
 
-def _paper(name: str, dataset: str, cfg: str, batch: int, **values) -> Preset:
+# AttnGAN cfg TRAIN.GENERATOR_LR / DISCRIMINATOR_LR: 0.0002; code/trainer.py: optim.Adam(..., betas=(0.5,
+# 0.999)) for G and every D
+_ADAM = Optimizer(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
+
+
+def _paper(name: str, dataset: str, cfg: str, batch: int, max_epoch: int, **values) -> Preset:
     return Preset(
         name=name,
         config={**_COMMON, **values},
+        optimizer=replace(_ADAM, epochs=max_epoch),
         image_size=256,
         batch_size=batch,
         text_encoder="damsm",
@@ -87,22 +91,20 @@ PRESETS: dict[str, Preset] = {
     ),
     "tiny": Preset(
         name="tiny",
-        config=tiny_learning_rates(
-            {
-                **_COMMON,
-                "ngf": 16,
-                "ndf": 16,
-                "residual_blocks": 1,
-                "stages": 2,
-                "base_size": 32,
-                "image_size": 64,
-                "sentence_dim": None,  # None: sized from the text encoder it is given
-                "word_dim": None,
-                "damsm_lambda": 5.0,
-                "alr_hidden": 16,
-                "max_epoch": None,
-            }
-        ),
+        config={
+            **_COMMON,
+            "ngf": 16,
+            "ndf": 16,
+            "residual_blocks": 1,
+            "stages": 2,
+            "base_size": 32,
+            "image_size": 64,
+            "sentence_dim": None,  # None: sized from the text encoder it is given
+            "word_dim": None,
+            "damsm_lambda": 5.0,
+            "alr_hidden": 16,
+        },
+        optimizer=tiny_learning_rates(_ADAM),
         image_size=64,
         batch_size=16,
         text_encoder="damsm",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset, tiny_learning_rates
+from dataclasses import replace
+
+from t2igan.specs import Optimizer, PaperResult, Preset, tiny_learning_rates
 
 # Shared by the released configs code/cfg/bird.yml, coco.yml, flower.yml (z_dim, cond_dim, nf, imsize,
 # batch_size, truncation/trunc_rate) and code/src/train.py (Adam lr 1e-4 / 4e-4, betas (0.0, 0.9)).
@@ -13,20 +15,18 @@ _RELEASED = {
     "cond_dim": 256,
     "image_size": 256,
     "fusion": "dfblock",
-    "lr_g": 1e-4,
-    "lr_d": 4e-4,
-    "beta1": 0.0,
-    "beta2": 0.9,
     "magp_weight": 2.0,
     "magp_power": 6.0,
     "truncation": 0.88,  # evaluation noise: truncnorm(-2, 2) * trunc_rate (cfg truncation: True)
 }
+_ADAM = Optimizer(lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
 
 
 def _paper(name: str, dataset: str, max_epoch: int, cfg: str) -> Preset:
     return Preset(
         name=name,
-        config={**_RELEASED, "max_epoch": max_epoch},
+        config=_RELEASED,
+        optimizer=replace(_ADAM, epochs=max_epoch),
         image_size=256,
         batch_size=32,  # code/cfg/*.yml batch_size: 32 (per GPU)
         text_encoder="damsm",
@@ -42,7 +42,8 @@ PRESETS: dict[str, Preset] = {
     "flower256": _paper("flower256", "flowers", 1001, "flower.yml"),  # flower.yml max_epoch: 1001
     "tiny": Preset(
         name="tiny",
-        config=tiny_learning_rates({**_RELEASED, "nf": 16, "image_size": 32, "max_epoch": None}),
+        config={**_RELEASED, "nf": 16, "image_size": 32},
+        optimizer=tiny_learning_rates(_ADAM),
         image_size=32,
         batch_size=16,
         text_encoder="damsm",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset, tiny_learning_rates
+from dataclasses import replace
+
+from t2igan.specs import Optimizer, PaperResult, Preset, tiny_learning_rates
 
 URL = "https://github.com/tobran/GALIP"  # the presets' sources name files in it
 
@@ -31,11 +33,8 @@ RELEASED = {
     "sim_weight": 4.0,
     "magp_weight": 2.0,
     "magp_power": 6.0,
-    "lr_g": 1e-4,
-    "lr_d": 4e-4,
-    "beta1": 0.0,
-    "beta2": 0.9,
 }
+ADAM = Optimizer(lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
 
 # The cfgs say batch_size 16, but code/scripts/train.sh passes --batch_size 64 per GPU on 8 GPUs with AMP
 # (command line overrides the yaml): 64 per process, 512 in all. The preset's batch is the per-process 64.
@@ -68,7 +67,8 @@ TINY = {
 def paper_preset(name: str, dataset: str, max_epoch: int, cfg: str, url: str = URL, **changes) -> Preset:
     return Preset(
         name=name,
-        config={**RELEASED, **changes, "max_epoch": max_epoch},
+        config={**RELEASED, **changes},
+        optimizer=replace(ADAM, epochs=max_epoch),
         image_size=256,
         batch_size=SCRIPT_BATCH,
         text_encoder="clip",
@@ -81,7 +81,8 @@ def paper_preset(name: str, dataset: str, max_epoch: int, cfg: str, url: str = U
 def tiny_preset(description: str) -> Preset:
     return Preset(
         name="tiny",
-        config=tiny_learning_rates({**TINY, "max_epoch": None}),
+        config=TINY,
+        optimizer=tiny_learning_rates(ADAM),
         image_size=32,
         batch_size=16,
         text_encoder="clip",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset, tiny_learning_rates
+from dataclasses import replace
+
+from t2igan.specs import Optimizer, PaperResult, Preset, tiny_learning_rates
 
 # code/cfg/bird.yml, coco.yml, flower.yml: NF 64, BATCH_SIZE 24, BASE_SIZE 256, EMBEDDING_DIM 256;
 # code/main.py: noise 100, Adam lr 1e-4 (G) / 4e-4 (D), betas (0.0, 0.9), MA-GP 2.0 * mean(||g||^6),
@@ -16,20 +18,18 @@ _RELEASED = {
     "affines_per_block": 4,  # code/model.py G_Block.residual: affine0..3
     "official_unused_layers": True,  # keep affine4/5, fea_l, fea_ll: official counts and strict loading
     "d_attention": False,  # the released NetD uses the plain concat head (COND_DNET)
-    "lr_g": 1e-4,
-    "lr_d": 4e-4,
-    "beta1": 0.0,
-    "beta2": 0.9,
     "magp_weight": 2.0,
     "magp_power": 6.0,
     "truncation": None,
 }
+_ADAM = Optimizer(lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
 
 
 def _paper(name: str, dataset: str, max_epoch: int, cfg: str, **changes) -> Preset:
     return Preset(
         name=name,
-        config={**_RELEASED, **changes, "max_epoch": max_epoch},
+        config={**_RELEASED, **changes},
+        optimizer=replace(_ADAM, epochs=max_epoch),
         image_size=256,
         batch_size=24,  # code/cfg/*.yml TRAIN.BATCH_SIZE: 24
         text_encoder="damsm",
@@ -46,9 +46,8 @@ PRESETS: dict[str, Preset] = {
     "flower256": _paper("flower256", "flowers", 601, "flower.yml", affines_per_block=6),
     "tiny": Preset(
         name="tiny",
-        config=tiny_learning_rates(
-            {**_RELEASED, "nf": 16, "image_size": 32, "official_unused_layers": False, "max_epoch": None}
-        ),
+        config={**_RELEASED, "nf": 16, "image_size": 32, "official_unused_layers": False},
+        optimizer=tiny_learning_rates(_ADAM),
         image_size=32,
         batch_size=16,
         text_encoder="damsm",

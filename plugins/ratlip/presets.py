@@ -3,7 +3,9 @@ and `tiny` for CPU. Everything not listed here is GALIP's (the repositories' lib
 
 from __future__ import annotations
 
-from t2igan.specs import PaperResult, Preset, tiny_learning_rates
+from dataclasses import replace
+
+from t2igan.specs import Optimizer, PaperResult, Preset, tiny_learning_rates
 
 URL = "https://github.com/OxygenLu/RATLIP"  # the presets' sources name files in it
 
@@ -33,11 +35,8 @@ RELEASED = {
     "sim_weight": 4.0,
     "magp_weight": 2.0,
     "magp_power": 6.0,
-    "lr_g": 1e-4,
-    "lr_d": 4e-4,
-    "beta1": 0.0,
-    "beta2": 0.9,
 }
+ADAM = Optimizer(lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
 # The cfgs give batch_size 16 (birds), 4 (flower), 1 (faces), but the README trains with
 # code/scripts/train.sh, which passes --batch_size 64 per GPU on 8 GPUs with AMP and overrides them.
 SCRIPT_BATCH = 64
@@ -64,7 +63,8 @@ TINY = {
 def paper_preset(name: str, dataset: str, cfg: str, cfg_batch: int) -> Preset:
     return Preset(
         name=name,
-        config={**RELEASED, "max_epoch": 1502},  # birds.yml, flower.yml, faces.yml max_epoch: 1502
+        config=RELEASED,
+        optimizer=replace(ADAM, epochs=1502),  # birds.yml, flower.yml, faces.yml max_epoch: 1502
         image_size=256,
         batch_size=SCRIPT_BATCH,
         text_encoder="clip",
@@ -83,7 +83,8 @@ PRESETS: dict[str, Preset] = {
     "celeba-tiny": paper_preset("celeba-tiny", "celeba-tiny", "faces.yml", 1),  # faces.yml: state_epoch 5
     "tiny": Preset(
         name="tiny",
-        config=tiny_learning_rates({**TINY, "max_epoch": None}),
+        config=TINY,
+        optimizer=tiny_learning_rates(ADAM),
         image_size=32,
         batch_size=16,
         text_encoder="clip",

@@ -312,7 +312,7 @@ class BenchRunner:
 
         def describe(resolved: Any, text: Any) -> None:
             record.model_name, record.preset = resolved.spec.name, resolved.preset.name
-            record.config = resolved.config
+            record.config = resolved.settings
             record.paper_results = [vars(r) for r in resolved.spec.paper_results]
             record.optimises = list(resolved.spec.optimises)
             record.split = data.split_info()

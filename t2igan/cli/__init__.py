@@ -326,8 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the converted checkpoint")
     p.set_defaults(func=_lazy("cmd_convert"))
 
-    p = sub.add_parser("pretrain-encoder", help="pre-train a text encoder (DAMSM pair or small CLIP)")
-    p.add_argument("kind", choices=("damsm", "clip"))
+    p = sub.add_parser(
+        "pretrain-encoder", help="pre-train a text encoder (a DAMSM pair, a small CLIP, or a plugin's)"
+    )
+    p.add_argument(
+        "kind",
+        metavar="ENCODER",
+        help="a registered text encoder with a pre-training recipe (built in: damsm, clip)",
+    )
     p.add_argument(
         "--data", default="shapes", help="dataset whose training captions and images it learns from"
     )

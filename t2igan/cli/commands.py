@@ -426,9 +426,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from t2igan import api
     from t2igan.text import pretrained
 
+    pretrained.recipe(args.kind)  # an unknown encoder, or one without a recipe, fails before any data loads
+    config: Mapping[str, Any] = parse_overrides(getattr(args, "config", None))
     train = api.load_split(args.data, args.root, "train")
     test = api.load_split(args.data, args.root, "test")
-    config: Mapping[str, Any] = parse_overrides(getattr(args, "config", None))
     device = getattr(args, "device", None) or "cpu"
     if args.out:
         out = Path(args.out)

@@ -65,7 +65,7 @@ def convert_official(
         "name": spec.name,
         "variant": resolved.label,
         "preset": resolved.preset.name,
-        "config": resolved.config,
+        "config": resolved.settings,
         "image_size": image_size(resolved),
         "dataset": resolved.preset.dataset,
         "text_encoder": {"name": resolved.preset.text_encoder, "official": True},

@@ -51,7 +51,7 @@ def total_steps(
         raise ConfigError("give --steps or --epochs, not both")
     if steps is not None:
         return int(steps)
-    chosen = epochs if epochs is not None else resolved.config.get("max_epoch")
+    chosen = epochs if epochs is not None else resolved.optimizer.epochs
     if chosen:
         return int(chosen) * steps_per_epoch
     if fallback is None:
@@ -179,7 +179,7 @@ def load_trained(
         if expected.name != info["name"] or expected.preset not in (None, info.get("preset")):
             raise ConfigError(f"--model {expect_model}: checkpoint {path} holds {held} ({info['variant']})")
     resolved = resolve(parse_model_ref(info["variant"]), registry, preset=info.get("preset"))
-    resolved.config = dict(info["config"])
+    resolved = resolved.with_settings(info["config"])
     label = data_ref or info.get("dataset")
     if not label:
         raise ConfigError(f"checkpoint {path} does not say which dataset it was trained on; pass --data")

@@ -338,16 +338,13 @@ def make_trainer(
     keep_last: int | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> Trainer:
-    config = resolved.config
-    missing = [k for k in ("lr_g", "lr_d") if k not in config]
-    if missing:
-        raise ConfigError(f"{resolved.label}: preset {resolved.preset.name!r} has no {', '.join(missing)}")
+    optimizer = resolved.optimizer
     trainer_config = TrainerConfig(
         out_dir=out_dir,
         total_steps=total_steps,
-        lr_g=float(config["lr_g"]),
-        lr_d=float(config["lr_d"]),
-        betas=(float(config.get("beta1", 0.0)), float(config.get("beta2", 0.9))),
+        lr_g=optimizer.lr_g,
+        lr_d=optimizer.lr_d,
+        betas=optimizer.betas,
         seed=seed,
         device=str(device),
         checkpoint_every=checkpoint_every or checkpoint_interval(total_steps),
@@ -370,7 +367,7 @@ def model_info(resolved: ResolvedModel, data: DatasetSession, text: TextHandle) 
         "name": resolved.spec.name,
         "variant": resolved.label,
         "preset": resolved.preset.name,
-        "config": resolved.config,
+        "config": resolved.settings,
         "image_size": image_size(resolved),
         "dataset": data.label,
         "text_encoder": text.info,

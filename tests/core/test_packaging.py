@@ -73,7 +73,12 @@ def test_builtin_plugins_load_beside_another_distribution_named_plugins(tmp_path
     )
     env = {k: v for k, v in os.environ.items() if k not in ("T2IGAN_PLUGINS", "PYTHONPATH")}
     out = subprocess.run(
-        [sys.executable, "-S", "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])

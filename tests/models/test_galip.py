@@ -198,7 +198,11 @@ VIT_B32_VISUAL = 87_849_216  # openai clip/model.py ViT-B/32 visual, random init
 
 def make_registry() -> Registry:
     loader = PluginLoader(entry_points=[], environ={})
-    for name, module in (("galip", t2igan_plugins.galip), ("ratlip", t2igan_plugins.ratlip), ("ratgan", t2igan_plugins.ratgan)):
+    for name, module in (
+        ("galip", t2igan_plugins.galip),
+        ("ratlip", t2igan_plugins.ratlip),
+        ("ratgan", t2igan_plugins.ratgan),
+    ):
         info = loader.add(module, PluginInfo(name, module.__name__))
         assert info.status == "ok", info.error
     return loader.registry
@@ -410,7 +414,7 @@ def test_trains_through_the_shared_trainer_and_resumes(registry, tiny_clip, tmp_
     def trainer(steps: int):
         torch.manual_seed(0)
         config = TrainerConfig(
-            tmp_path, steps, preset.config["lr_g"], preset.config["lr_d"], progress=False, checkpoint_every=2
+            tmp_path, steps, preset.optimizer.lr_g, preset.optimizer.lr_d, progress=False, checkpoint_every=2
         )
         return Trainer(build(registry, "galip", "tiny", tiny_clip), FixedSource(tiny_clip), config)
 
@@ -454,7 +458,7 @@ def test_every_ablation_row_trains_through_the_trainer(registry, tiny_clip, tmp_
     torch.manual_seed(0)
     net = build(registry, model, "tiny", tiny_clip, **overrides)
     before = {k: v.clone() for k, v in net.generator.state_dict().items() if v.is_floating_point()}
-    config = TrainerConfig(tmp_path, 2, preset.config["lr_g"], preset.config["lr_d"], progress=False)
+    config = TrainerConfig(tmp_path, 2, preset.optimizer.lr_g, preset.optimizer.lr_d, progress=False)
     result = Trainer(net, FixedSource(tiny_clip), config).fit()
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.last_losses.values())
     after = net.generator.state_dict()
@@ -571,8 +575,8 @@ def test_a_converted_release_remembers_its_clip_and_checks_the_one_found_at_load
 def test_presets_and_reported_numbers_are_cited(registry):
     spec = registry.model("galip")
     assert {"cub", "coco", "tiny"} <= set(spec.presets)
-    assert spec.preset("cub").config["max_epoch"] == 1502 and spec.preset("coco").config["max_epoch"] == 3005
-    assert spec.preset("cub").config["lr_d"] == 4e-4 and spec.preset("cub").config["sim_weight"] == 4.0
+    assert spec.preset("cub").optimizer.epochs == 1502 and spec.preset("coco").optimizer.epochs == 3005
+    assert spec.preset("cub").optimizer.lr_d == 4e-4 and spec.preset("cub").config["sim_weight"] == 4.0
     assert "MIT" in spec.license and "CC BY-NC-SA 4.0" in spec.license
     coco = {(r.metric, r.note): r.value for r in spec.paper_results if r.dataset == "coco"}
     assert coco[("fid", "paper")] == 5.85 and coco[("clip_score", "paper")] == 0.3338

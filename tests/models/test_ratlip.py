@@ -197,7 +197,7 @@ def test_presets_follow_the_official_configs(registry):
         "flowers",
         "celeba-tiny",
     }
-    assert all(spec.preset(n).config["max_epoch"] == 1502 for n in ("cub", "flowers", "celeba-tiny"))
+    assert all(spec.preset(n).optimizer.epochs == 1502 for n in ("cub", "flowers", "celeba-tiny"))
     assert spec.preset("cub").config["rnn_hidden"] == 64 and spec.license.startswith("MIT")
     results = {(r.dataset, r.metric): r.value for r in spec.paper_results}
     assert results[("cub", "fid")] == 13.28 and results[("cub", "clip_score")] == pytest.approx(0.3203)

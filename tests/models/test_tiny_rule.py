@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from t2igan.errors import RegistrationError
 from t2igan.registry import get_registry
-from t2igan.specs import TINY_LR_SCALE, tiny_learning_rates
+from t2igan.specs import TINY_LR_SCALE, Optimizer, tiny_learning_rates
 
 BUILT_IN = ("dfgan", "ratgan", "galip", "ratlip", "alrgan")
 
@@ -15,13 +14,14 @@ BUILT_IN = ("dfgan", "ratgan", "galip", "ratlip", "alrgan")
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_tiny_trains_at_the_released_rates_times_the_scale(name):
     spec = get_registry().model(name)
-    tiny = spec.presets["tiny"].config
-    released = [p.config for p in spec.presets.values() if p.dataset is not None]
+    tiny = spec.presets["tiny"].optimizer
+    released = [p.optimizer for p in spec.presets.values() if p.dataset is not None]
     assert released, f"{name} has no paper preset"
-    for config in released:
-        assert tiny["lr_g"] == pytest.approx(config["lr_g"] * TINY_LR_SCALE)
-        assert tiny["lr_d"] == pytest.approx(config["lr_d"] * TINY_LR_SCALE)
-        assert (tiny["beta1"], tiny["beta2"]) == (config["beta1"], config["beta2"])
+    for optimizer in released:
+        assert tiny.lr_g == pytest.approx(optimizer.lr_g * TINY_LR_SCALE)
+        assert tiny.lr_d == pytest.approx(optimizer.lr_d * TINY_LR_SCALE)
+        assert tiny.betas == optimizer.betas
+        assert optimizer.epochs and tiny.epochs is None  # a paper length; tiny runs take a budget's
 
 
 # Adam (lr_g, lr_d, betas) of the released training code, per model (docs/official-code.md): DF-GAN
@@ -46,8 +46,7 @@ def test_paper_presets_train_with_the_released_adam_and_the_trainer_uses_it(name
     lr_g, lr_d, betas = RELEASED_ADAM[name]
     spec = get_registry().model(name)
     for preset in [p for p in spec.presets.values() if p.dataset is not None]:
-        config = preset.config
-        assert (config["lr_g"], config["lr_d"], (config["beta1"], config["beta2"])) == (lr_g, lr_d, betas)
+        assert (preset.optimizer.lr_g, preset.optimizer.lr_d, preset.optimizer.betas) == (lr_g, lr_d, betas)
     resolved = resolve(parse_model_ref(name), get_registry(), preset="tiny")
     model = torch.nn.ModuleDict({"g": torch.nn.Linear(1, 1), "d": torch.nn.Linear(1, 1)})
     model.generator_parameters = model["g"].parameters  # only the parameter lists reach the optimisers
@@ -58,11 +57,8 @@ def test_paper_presets_train_with_the_released_adam_and_the_trainer_uses_it(name
     assert isinstance(trainer.opt_g, torch.optim.Adam) and g["betas"] == d["betas"] == betas
 
 
-def test_the_rule_needs_both_rates():
-    assert tiny_learning_rates({"lr_g": 1e-4, "lr_d": 4e-4, "nf": 16}) == {
-        "lr_g": 1e-4 * TINY_LR_SCALE,
-        "lr_d": 4e-4 * TINY_LR_SCALE,
-        "nf": 16,
-    }
-    with pytest.raises(RegistrationError, match="'lr_d'"):
-        tiny_learning_rates({"lr_g": 1e-4})
+def test_the_rule_scales_both_rates_and_drops_the_paper_length():
+    released = Optimizer(lr_g=1e-4, lr_d=4e-4, betas=(0.5, 0.999), epochs=600)
+    assert tiny_learning_rates(released) == Optimizer(
+        lr_g=1e-4 * TINY_LR_SCALE, lr_d=4e-4 * TINY_LR_SCALE, betas=(0.5, 0.999), epochs=None
+    )

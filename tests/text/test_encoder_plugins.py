@@ -89,7 +89,9 @@ def _config(values):
 
 
 calls: list[dict] = []
-RECIPE = EncoderRecipe("bag-of-words encoder", {"data_image_size": 16}, _config, _train, _load_ours, _retrieval)
+RECIPE = EncoderRecipe(
+    "bag-of-words encoder", {"data_image_size": 16}, _config, _train, _load_ours, _retrieval
+)
 plugin = types.ModuleType("t2igan_bow")
 
 
@@ -141,7 +143,25 @@ def test_a_plugin_encoder_loads_on_a_real_dataset_through_its_own_loader(registr
 def test_an_encoder_without_a_recipe_cannot_run_on_shapes_and_the_error_names_those_that_can(registry):
     data = DatasetSession.open(registry, "shapes:size=tiny", progress=False)
     pool = TextEncoderPool(registry, torch.device("cpu"), progress=False)
-    with pytest.raises(ConfigError, match="'bare' has no pre-training recipe.*those with one: bow, clip, damsm"):
+    with pytest.raises(
+        ConfigError, match="'bare' has no pre-training recipe.*those with one: bow, clip, damsm"
+    ):
         pool.get("bare", data)
     with pytest.raises(ConfigError, match="unknown bag-of-words keys"):
         pretrained.full_config("bow", {"epochs": 3}, registry)
+
+
+def test_the_command_pretrains_a_plugin_encoder_by_name_and_refuses_one_without_a_recipe(
+    registry, monkeypatch, capsys, tmp_path
+):
+    from t2igan.cli import main
+
+    monkeypatch.setattr("t2igan.registry.get_registry", lambda *args, **kwargs: registry)
+    out = tmp_path / "bow.pt"
+    assert main(["pretrain-encoder", "bow", "--data", "shapes:size=tiny", "--out", str(out)]) == 0
+    assert out.is_file() and calls == [{"lr": 0.5}]
+    assert f"path   {out}" in capsys.readouterr().out.splitlines()
+    assert main(["pretrain-encoder", "bare", "--data", "shapes:size=tiny"]) == 2
+    assert "text encoder 'bare' has no pre-training recipe" in capsys.readouterr().err
+    assert main(["pretrain-encoder", "bwo", "--data", "shapes:size=tiny"]) == 2
+    assert "unknown text encoder 'bwo'. Did you mean 'bow'?" in capsys.readouterr().err

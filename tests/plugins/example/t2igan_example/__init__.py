@@ -12,7 +12,7 @@ from torch import nn
 
 from t2igan.hookspecs import hookimpl
 from t2igan.nn import Discriminator, GANModel, Generator
-from t2igan.specs import ModelSpec, Preset
+from t2igan.specs import ModelSpec, Optimizer, Preset
 
 
 class FiLMBlock(nn.Module):
@@ -107,11 +107,8 @@ TINY = Preset(
         "channels": 16,
         "noise_dim": 32,
         "cond_dim": 256,
-        "lr_g": 2e-4,
-        "lr_d": 2e-4,
-        "beta1": 0.0,
-        "beta2": 0.9,
     },
+    optimizer=Optimizer(lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9)),
     image_size=32,
     batch_size=16,
     text_encoder="damsm",
