@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,11 +25,14 @@ from t2igan.models import ModelRef, ResolvedModel, build_model, parse_model_ref,
 from t2igan.nn.interfaces import BuildContext, GANModel
 from t2igan.training.session import DatasetSession, TextEncoderPool, TextHandle, grid_inputs, resolve_device
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 PathLike = str | os.PathLike
 logger = logging.getLogger(__name__)
 
 
-def _registry() -> Any:
+def _registry() -> Registry:
     from t2igan.registry import get_registry
 
     return get_registry()
@@ -380,7 +383,7 @@ def _evaluate_folder(
     references: Mapping[str, str],
     second_clip: str | None,
     scorers: Any,
-    registry: Any,
+    registry: Registry,
     device: torch.device,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     from PIL import Image

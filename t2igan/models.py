@@ -6,13 +6,16 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from t2igan.errors import ConfigError, RegistrationError
 from t2igan.nn.interfaces import BuildContext, GANModel, count_parameters
 from t2igan.specs import ModelSpec, Optimizer, Preset
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ class ResolvedModel:
         )
 
 
-def resolve(ref: ModelRef, registry: Any, preset: str | None = None) -> ResolvedModel:
+def resolve(ref: ModelRef, registry: Registry, preset: str | None = None) -> ResolvedModel:
     """Look the model up and apply overrides to its preset; unknown keys fail with the allowed ones."""
     spec: ModelSpec = registry.model(ref.name)
     chosen = spec.preset(ref.preset or preset)
@@ -153,7 +156,7 @@ def choose_preset(spec: ModelSpec, dataset: str, explicit: str | None = None) ->
 
 
 def resolve_for_dataset(
-    ref: ModelRef, registry: Any, dataset: str, preset: str | None = None
+    ref: ModelRef, registry: Registry, dataset: str, preset: str | None = None
 ) -> ResolvedModel:
     """`ref` resolved for a run on `dataset`: the preset it names (or `preset`), else the one for that
     dataset. A reference and `preset` that name two different presets are an error."""
@@ -191,7 +194,7 @@ def build_model(resolved: ResolvedModel, context: BuildContext) -> GANModel:
     return model
 
 
-def parameter_counts(resolved: ResolvedModel, registry: Any) -> dict[str, dict[str, int]]:
+def parameter_counts(resolved: ResolvedModel, registry: Registry) -> dict[str, dict[str, int]]:
     """Counts per part (G, D, and e.g. C) built on the meta device: no memory, no weights needed."""
     with torch.device("meta"):
         model = build_model(resolved, BuildContext(registry=registry, device=torch.device("meta")))

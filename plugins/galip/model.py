@@ -4,7 +4,7 @@ deep fusion, or another registered fusion block in the CLIP adapter (`galip:fusi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -13,10 +13,13 @@ from t2igan.nn.clip_gan import CLIPGANModel, DeepFusion, FusionFactory, plain_co
 from t2igan.nn.clip_gan_build import assemble, registry_fusion
 from t2igan.nn.interfaces import BuildContext
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 BUILTIN_FUSION = "dfblk"  # GALIP.py DFBLK, built in: GALIP works without the DF-GAN plugin
 
 
-def make_fusions(config: Mapping[str, Any], registry: Any, cond_dim: int, noise_dim: int):
+def make_fusions(config: Mapping[str, Any], registry: Registry, cond_dim: int, noise_dim: int):
     """The M_Block and G_Block fusion factories; a registered family with a shared module (RAT's LSTM)
     gets one, built once and used by every block of that family."""
     names = {"fusion": str(config["fusion"]), "g_fusion": str(config["g_fusion"])}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from t2igan.errors import ConfigError
 from t2igan.nn.clip_gan import CLIPGANModel, DeepFusion
@@ -15,10 +15,13 @@ from t2igan.nn.interfaces import BuildContext
 
 from .networks import BatchSequenceFusion, ConvShuffle
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 RAT_MODES = ("batch_sequence", "per_sample", "none")
 
 
-def make_fusions(config: Mapping[str, Any], registry: Any, cond_dim: int, noise_dim: int):
+def make_fusions(config: Mapping[str, Any], registry: Registry, cond_dim: int, noise_dim: int):
     """M_Block fusion: RATLIP's `DFBLK_rnn` (`batch_sequence`, the official computation) or the registry's
     `rat` block (`per_sample`: one LSTM shared by the M_Blocks, state from the noise, γ/β per sample), or
     GALIP's deep fusion (`none`: the ablation row with Shuffle Attention alone).

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -23,13 +23,16 @@ from t2igan.specs import Protocol
 from t2igan.training.session import DatasetSession, TextEncoderPool, TextHandle
 from t2igan.training.trainer import seeded_rng
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 ENCODER_NEEDS = ("clip", "damsm", "probe")  # MetricSpec.needs entries that name an encoder
 PROBE_SPLIT_SEED = 7_919  # the probe learns from its own shapes scenes, never from the test split
 PROBE_SPLIT_COUNT = 10_000
 logger = logging.getLogger(__name__)
 
 
-def needed_encoders(metrics: Sequence[str], registry: Any) -> list[str]:
+def needed_encoders(metrics: Sequence[str], registry: Registry) -> list[str]:
     needs = {need for name in metrics for need in registry.metric(name).needs}
     return [name for name in ENCODER_NEEDS if name in needs]
 
@@ -57,7 +60,7 @@ class EvalEncoders:
         self.probe_options = dict(probe_options or {})
         self._probes: dict[str, Any] = {}
 
-    def for_metrics(self, data: DatasetSession, metrics: Sequence[str], registry: Any) -> dict[str, Any]:
+    def for_metrics(self, data: DatasetSession, metrics: Sequence[str], registry: Registry) -> dict[str, Any]:
         encoders: dict[str, Any] = {}
         for name in needed_encoders(metrics, registry):
             if name == "probe":
@@ -140,7 +143,7 @@ def evaluate_model(
     data: DatasetSession,
     protocol: Protocol,
     encoders: EvalEncoders,
-    registry: Any,
+    registry: Registry,
     device: torch.device,
     resolution: int,
     folder: Path | None = None,
@@ -194,7 +197,7 @@ def eval_context(
     resolution: int,
     metrics: Sequence[str],
     encoders: EvalEncoders,
-    registry: Any,
+    registry: Registry,
     device: torch.device,
     batch_size: int,
     progress: bool = True,

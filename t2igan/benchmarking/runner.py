@@ -11,7 +11,7 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -40,6 +40,9 @@ from t2igan.training.run import PreparedRun, prepare_run
 from t2igan.training.session import DatasetSession, TextEncoderPool, fixed_captions, resolve_device
 from t2igan.training.trainer import TrainingDiverged
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,14 +70,14 @@ def check_fid_mode(out: Path, plan: BenchPlan) -> None:
             )
 
 
-def expand_models(plan: BenchPlan, registry: Any) -> list[ModelRef]:
+def expand_models(plan: BenchPlan, registry: Registry) -> list[ModelRef]:
     """`all` (an empty list) means every registered model, in name order."""
     if plan.models:
         return list(plan.models)
     return [ModelRef(name) for name in sorted(registry.models)]
 
 
-def validate_plan(plan: BenchPlan, registry: Any) -> BenchPlan:
+def validate_plan(plan: BenchPlan, registry: Registry) -> BenchPlan:
     """`all` expanded, and every model and dataset name looked up: a misspelt one fails here, once, not
     once per run."""
     plan.models = expand_models(plan, registry)
@@ -98,7 +101,7 @@ def check_roots(plan: BenchPlan) -> None:
             raise ConfigError(f"{exc} (bench: --root {name}=DIR, or `roots` in the plan file)") from None
 
 
-def run_plan(plan: BenchPlan, registry: Any, progress: bool = True) -> tuple[list[RunRecord], Any]:
+def run_plan(plan: BenchPlan, registry: Registry, progress: bool = True) -> tuple[list[RunRecord], Any]:
     """Validate the plan, run every run of it (joining torchrun's process group when launched so), and
     build its report. Returns the records and the report (None on ranks other than 0, which report
     nothing)."""
@@ -129,7 +132,7 @@ def run_plan(plan: BenchPlan, registry: Any, progress: bool = True) -> tuple[lis
 
 
 class BenchRunner:
-    def __init__(self, plan: BenchPlan, registry: Any, device: torch.device, progress: bool = True):
+    def __init__(self, plan: BenchPlan, registry: Registry, device: torch.device, progress: bool = True):
         self.plan, self.registry, self.device, self.progress = plan, registry, device, progress
         if not plan.models:
             self.plan.models = expand_models(plan, registry)

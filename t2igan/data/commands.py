@@ -7,7 +7,7 @@ import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -15,6 +15,9 @@ from t2igan.data.cache import ensure_image_cache
 from t2igan.data.split import Split
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.paths import dataset_root
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 FALLBACK_RESOLUTION = 256
 
@@ -57,7 +60,7 @@ class CheckReport:
         }
 
 
-def _registry() -> Any:
+def _registry() -> Registry:
     from t2igan.registry import get_registry
 
     return get_registry()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from t2igan.metrics.images import to_float, to_uint8_nhwc
 from t2igan.metrics.r_precision import record_captions
 from t2igan.metrics.values import MetricValue, check_single_mode, label_protocol
 from t2igan.specs import Protocol
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 Generate = Callable[[list[str], int], Tensor]
 SAMPLES_FILE = "samples.json"
@@ -91,7 +94,7 @@ def build_metrics(
     names: Sequence[str],
     context: EvalContext,
     configs: Mapping[str, Mapping[str, Any]] | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> dict[str, Metric]:
     """Metric objects by name through the registry; `configs["*"]` applies to every metric."""
     if registry is None:
@@ -191,7 +194,7 @@ def evaluate(
     context: EvalContext | None = None,
     metrics: Sequence[str] | None = None,
     metric_configs: Mapping[str, Mapping[str, Any]] | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate `generate(captions, noise_seed) -> images in [-1, 1]` on the test `records` by `protocol`.
@@ -303,7 +306,7 @@ def folder_batches(folder: str | Path, records: Sequence[Any], batch_size: int) 
         yield EvalBatch(index, images, captions, samples)
 
 
-def caption_free(metrics: Sequence[str], registry: Any = None) -> tuple[list[str], list[str]]:
+def caption_free(metrics: Sequence[str], registry: Registry | None = None) -> tuple[list[str], list[str]]:
     """Split metric names into those that score images alone and those that need each image's caption
     (their spec's `needs` holds "captions")."""
     if registry is None:
@@ -321,7 +324,7 @@ def evaluate_folder(
     context: EvalContext | None = None,
     metrics: Sequence[str] | None = None,
     metric_configs: Mapping[str, Mapping[str, Any]] | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
     progress: bool = True,
 ) -> EvalResult:
     """Like `evaluate`, on images saved earlier: a folder written by `save_generated` (any metric), or a

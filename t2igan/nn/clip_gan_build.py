@@ -4,7 +4,7 @@ GALIP/RATLIP checkpoints into it (module and key names as tobran/GALIP code/mode
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,9 @@ from t2igan.nn.clip_gan import (
     MateC,
     MateD,
 )
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 
 def check_encoder_sizes(config: Mapping[str, Any], encoder: Any, where: str) -> None:
@@ -70,7 +73,7 @@ def stand_in_clip(config: Mapping[str, Any], device: torch.device) -> Any:
 FusionPlan = Callable[[int, int], tuple[FusionFactory, FusionFactory, nn.Module | None]]
 
 
-def registry_fusion(registry: Any, name: str, shared: nn.Module | None) -> FusionFactory:
+def registry_fusion(registry: Registry, name: str, shared: nn.Module | None) -> FusionFactory:
     """A fusion block registered by name (DF-GAN's `dfblock`, RAT-GAN's `rat`, a third party's)."""
     spec = registry.fusion_block(name)
     return lambda cond_dim, channels: spec.block(cond_dim, channels, shared=shared)

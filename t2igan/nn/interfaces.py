@@ -6,10 +6,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 LossDict = dict[str, Tensor]
 
@@ -252,7 +255,7 @@ class BuildContext:
     """What a builder may use besides its config: the registry (to look components up by name), the
     loaded text encoder (GALIP reuses CLIP's modules), and the device."""
 
-    registry: Any
+    registry: Registry
     text_encoder: TextEncoder | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from t2igan.paths import cache_root as default_cache_root
 from t2igan.specs import DATA_IMAGE_SIZE, EncoderRecipe, LoadedText
 from t2igan.weights import sha256_file
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump when the training code (or a default) would change the weights for the same key
@@ -41,7 +44,7 @@ RETRIEVAL_CANDIDATES = 100
 RETRIEVAL_DRAWS = 3  # top-1 is the mean over this many draws of the 99 mismatched candidates
 
 
-def recipe(kind: str, registry: Any = None) -> EncoderRecipe:
+def recipe(kind: str, registry: Registry | None = None) -> EncoderRecipe:
     """The pre-training recipe of the text encoder `kind` in `registry` (default: the installed plugins'),
     or a clear error when it has none. Every function here takes the same optional `registry`."""
     if registry is None:
@@ -96,7 +99,9 @@ class PretrainedEncoder:
 # ------------------------------------------------------------------------------------------ config
 
 
-def full_config(kind: str, config: Mapping[str, Any] | None = None, registry: Any = None) -> dict[str, Any]:
+def full_config(
+    kind: str, config: Mapping[str, Any] | None = None, registry: Registry | None = None
+) -> dict[str, Any]:
     """Trainer dataclass defaults, then the recipe's defaults, then `config`; checked, as plain JSON."""
     how = recipe(kind, registry)
     merged = {**how.defaults, **dict(config or {})}
@@ -115,7 +120,12 @@ def _plain(value: Any) -> Any:
 
 
 def cache_key(
-    kind: str, dataset: str, train: Split, config: Mapping[str, Any], seed: int, registry: Any = None
+    kind: str,
+    dataset: str,
+    train: Split,
+    config: Mapping[str, Any],
+    seed: int,
+    registry: Registry | None = None,
 ) -> str:
     """sha256 over everything that changes the trained weights, the CLIP's architecture included: the
     config names it (`clip-small`), and a cache must not outlive an edit of that JSON file."""
@@ -156,7 +166,7 @@ def ensure_pretrained(
     progress: bool = True,
     cache_root: Path | None = None,
     config: Mapping[str, Any] | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> PretrainedEncoder:
     """The cached encoder for (kind, dataset, train split, config, seed), pre-training it first if there
     is none (or the file on disk does not match its sidecar's sha256, which warns). A lock file serialises
@@ -263,7 +273,7 @@ def _cache_problem(path: Path, key: str, meta: dict[str, Any] | None) -> str | N
 
 
 def load_encoder(
-    kind: str, path: Path, device: torch.device | str = "cpu", registry: Any = None
+    kind: str, path: Path, device: torch.device | str = "cpu", registry: Registry | None = None
 ) -> LoadedText:
     """A frozen encoder from one of our checkpoints, as the recipe of `kind` loads it."""
     return recipe(kind, registry).load(path, device)
@@ -296,7 +306,7 @@ def train_and_save(
     progress: bool = True,
     cache_root: Path | None = None,
     key: str | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> dict[str, Any]:
     """Pre-train from scratch and write `path` (atomically) and its JSON sidecar (last); returns the
     sidecar's content (sha256, retrieval_top1, stats)."""
@@ -351,7 +361,7 @@ def measure_top1(
     cache_root: Path | None = None,
     progress: bool = False,
     draws: int = RETRIEVAL_DRAWS,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> float:
     """Text->image top-1 among 100 candidates on `test`, mean over `draws` candidate draws."""
     images, captions = split_arrays(test, image_size, cache_root, progress)
@@ -365,7 +375,7 @@ def mean_top1(
     captions: list[list[str]],
     seed: int = 0,
     draws: int = 3,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> float:
     """The mean over `draws` seeds of the recipe's retrieval (text->image, 100 candidates)."""
     candidates = min(RETRIEVAL_CANDIDATES, len(images))
@@ -380,7 +390,7 @@ def _remeasure(
     seed: int,
     cache_root: Path | None,
     progress: bool,
-    registry: Any = None,
+    registry: Registry | None = None,
 ) -> None:
     """The cache holds the top-1 of another test split: measure it on this one and update the sidecar."""
     size = int(cached.stats.get("config", {}).get(DATA_IMAGE_SIZE, 64))

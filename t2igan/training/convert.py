@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,11 +18,14 @@ from t2igan.training.checkpoint import make_checkpoint
 from t2igan.training.session import image_size
 from t2igan.weights import load_state_dict_file, sha256_file
 
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 
 def convert_official(
-    files: Sequence[str | os.PathLike], model: str | ModelRef, registry: Any
+    files: Sequence[str | os.PathLike], model: str | ModelRef, registry: Registry
 ) -> dict[str, Any]:
     """The checkpoint (as `make_checkpoint` lays it out) of the official release `files` for `model`,
     e.g. "dfgan.bird256" (the preset may be left out when the model has one paper preset only)."""
@@ -91,7 +94,7 @@ def _convert_files(spec: Any, loaded: dict[Path, Any], model: GANModel) -> dict[
     return states
 
 
-def paper_preset(ref: ModelRef, spec: Any, registry: Any) -> ResolvedModel:
+def paper_preset(ref: ModelRef, spec: Any, registry: Registry) -> ResolvedModel:
     """The preset named in the reference; without one, the model's only paper preset. A release's file
     does not say which dataset it was trained on (DF-GAN's bird, coco and flower files have one layout),
     so with several the user names it."""

@@ -8,7 +8,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -32,6 +32,9 @@ from t2igan.training.session import (
     seed_everything,
 )
 from t2igan.training.trainer import Trainer
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 GRID_CAPTIONS = 8  # the sample grid: 8 fixed test captions (rows) ...
 GRID_NOISE = 8  # ... x 8 fixed noise vectors (columns), identical for every model and seed of a plan
@@ -84,7 +87,7 @@ class PreparedRun:
 
 
 def prepare_run(
-    registry: Any,
+    registry: Registry,
     data: DatasetSession,
     model: ModelRef | str,
     pool: TextEncoderPool,
@@ -154,7 +157,7 @@ def prepare_run(
 
 def load_trained(
     path: str | Path,
-    registry: Any,
+    registry: Registry,
     device: torch.device,
     data_ref: str | None = None,
     root: str | None = None,

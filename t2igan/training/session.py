@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from t2igan.paths import cache_root
 from t2igan.specs import DatasetSpec, LoadedText, Protocol
 from t2igan.training.checkpoint import text_encoder_sha
 from t2igan.training.trainer import Trainer, TrainerConfig
+
+if TYPE_CHECKING:  # annotations only: the registry imports every spec
+    from t2igan.registry import Registry
 
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 
@@ -64,7 +67,9 @@ class DatasetSession:
         self._splits: dict[str, Split] = {}
 
     @classmethod
-    def open(cls, registry: Any, ref: str, root: str | None = None, progress: bool = True) -> DatasetSession:
+    def open(
+        cls, registry: Registry, ref: str, root: str | None = None, progress: bool = True
+    ) -> DatasetSession:
         name, options = parse_dataset_ref(ref)
         return cls(ref, registry.dataset(name), root, options, progress)
 
@@ -168,7 +173,7 @@ class TextEncoderPool:
 
     def __init__(
         self,
-        registry: Any,
+        registry: Registry,
         device: torch.device,
         progress: bool = True,
         options: Mapping[str, Mapping[str, Any]] | None = None,
