@@ -21,6 +21,46 @@ from t2igan.hashing import sha256_file  # noqa: F401  (imported from here by the
 WEIGHTS_ENV = "T2IGAN_WEIGHTS"
 
 
+PLAN_COMMANDS = "`t2igan bench PLAN`, or `--plan PLAN` with train, eval and sample"
+
+
+@dataclass(frozen=True)
+class WeightsSetting:
+    """Where a user gives a weights file's path instead of placing it under $T2IGAN_WEIGHTS: a command
+    flag (`--inception-weights`), a key of an encoder's table in a plan file (`[encoders.damsm] weights`)
+    or a model override (`alrgan:lvr_vgg_weights=PATH`). Errors name it, and a test checks that each one
+    the code names exists and sets the path."""
+
+    kind: str  # "flag", "plan" or "override"
+    key: str  # "--inception-weights", "weights", "lvr_vgg_weights"
+    table: str = ""  # the plan table of a "plan" setting: "encoders.damsm"
+
+    @property
+    def name(self) -> str:
+        return f"[{self.table}] {self.key}" if self.kind == "plan" else self.key
+
+    @property
+    def advice(self) -> str:
+        """How to give the path, as the end of a sentence."""
+        if self.kind == "flag":
+            return f"pass its path with {self.key} FILE"
+        if self.kind == "plan":
+            return f'set {self.key} = "FILE" under [{self.table}] in a plan file ({PLAN_COMMANDS})'
+        return f"give its path with the model override {self.key}=FILE"
+
+
+def flag_setting(flag: str) -> WeightsSetting:
+    return WeightsSetting("flag", flag)
+
+
+def plan_setting(encoder: str, key: str) -> WeightsSetting:
+    return WeightsSetting("plan", key, f"encoders.{encoder}")
+
+
+def override_setting(key: str) -> WeightsSetting:
+    return WeightsSetting("override", key)
+
+
 @dataclass(frozen=True)
 class WeightsRef:
     """Identifies one weights file: `kind`/`name`/`tag` for plugins, `filename` for the search path."""
@@ -29,7 +69,7 @@ class WeightsRef:
     name: str  # "damsm", "ViT-B-32", ...
     tag: str  # "cub", "openai", ...
     filename: str  # file name looked up under $T2IGAN_WEIGHTS, e.g. "damsm/text_encoder200.pth"
-    flag: str = "--weights"  # the command-line flag / config key that sets an explicit path
+    setting: WeightsSetting | None = None  # where a user gives the path instead; None: a path of a caller's
     origin: str = ""  # where the official file is published, for the error message
 
 
@@ -127,8 +167,9 @@ def resolve_weights(
     if path is not None:
         candidate = Path(path).expanduser()
         if not candidate.is_file():
+            given = ref.setting.name if ref.setting else f"{ref.kind} weights file"
             raise WeightsNotFoundError(
-                f"{ref.flag} {candidate}: no such file (expected the {ref.kind} weights {ref.filename!r})"
+                f"{given} {candidate}: no such file (expected the {ref.kind} weights {ref.filename!r})"
             )
         return candidate
     for directory in weights_dirs():
@@ -150,7 +191,7 @@ def resolve_weights(
     origin = f" The official file is published at {ref.origin}." if ref.origin else ""
     raise WeightsNotFoundError(
         f"{ref.kind} weights {ref.name}/{ref.tag} not found: expected a file named {ref.filename!r}. "
-        f"Place it at ${WEIGHTS_ENV}/{ref.filename} or pass its path with {ref.flag}. "
+        f"Place it at ${WEIGHTS_ENV}/{ref.filename}{', or ' + ref.setting.advice if ref.setting else ''}. "
         f"Searched: {searched}.{download_error}{origin}"
     )
 

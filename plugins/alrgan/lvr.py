@@ -29,6 +29,7 @@ from t2igan.weights import (
     WeightsRef,
     check_state_dict_keys,
     load_state_dict_file,
+    override_setting,
     resolve_weights,
     sha256_file,
 )
@@ -44,7 +45,7 @@ VGG16_REF = WeightsRef(
     name="vgg16",
     tag="imagenet",
     filename="vgg16-397923af.pth",  # torchvision VGG16_Weights.IMAGENET1K_V1 file name
-    flag="lvr_vgg_weights",
+    setting=override_setting("lvr_vgg_weights"),
     origin="https://download.pytorch.org/models/vgg16-397923af.pth",
 )
 

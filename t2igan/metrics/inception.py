@@ -24,6 +24,7 @@ from t2igan.weights import (
     WeightsRef,
     check_official,
     check_state_dict_keys,
+    flag_setting,
     hub_hash_prefix,
     load_state_dict_file,
     resolve_weights,
@@ -49,7 +50,7 @@ WEIGHTS_REFS: dict[str, WeightsRef] = {
         "torch-fidelity",
         "2015-12-05",
         "inception/weights-inception-2015-12-05-6726825d.pth",
-        WEIGHTS_FLAG,
+        flag_setting(WEIGHTS_FLAG),
         FIDELITY_URL,
     ),
     "clean": WeightsRef(
@@ -57,7 +58,7 @@ WEIGHTS_REFS: dict[str, WeightsRef] = {
         "clean-fid",
         "2015-12-05",
         "inception/inception-2015-12-05.pt",
-        WEIGHTS_FLAG,
+        flag_setting(WEIGHTS_FLAG),
         CLEANFID_URL,
     ),
     "paper": WeightsRef(
@@ -65,7 +66,7 @@ WEIGHTS_REFS: dict[str, WeightsRef] = {
         "torchvision",
         "imagenet1k_v1",
         "inception/inception_v3_google-0cc3c7bd.pth",
-        WEIGHTS_FLAG,
+        flag_setting(WEIGHTS_FLAG),
         TORCHVISION_URL,
     ),
 }

@@ -42,6 +42,7 @@ from t2igan.weights import (
     check_official,
     check_state_dict_keys,
     load_state_dict_file,
+    plan_setting,
     resolve_weights,
     sha256_file,
 )
@@ -50,7 +51,6 @@ INPUT_MODES = ("paper", "clean")
 OFFICIAL_LAYERS = (1, 4, 8)  # GALIP code/models/GALIP.py CLIP_IMG_ENCODER: selected = [1,4,8] of 12 blocks
 CONFIG_DIR = Path(__file__).with_name("clip_configs")
 CHECKPOINT_FORMAT = "t2igan.clip"
-CLIP_WEIGHTS_FLAG = "--clip-weights"
 _OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 _SUPPORTED_CONFIG_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "quick_gelu"}
 
@@ -457,7 +457,7 @@ def clip_weights_ref(name: str, tag: str) -> WeightsRef:
         name=name,
         tag=tag,
         filename=f"clip/{name}.pt" if tag == "openai" else f"clip/{name}-{tag}.pt",
-        flag=CLIP_WEIGHTS_FLAG,
+        setting=plan_setting("clip", "pretrained"),
         origin=url or "",
     )
 
@@ -559,7 +559,7 @@ def load_clip(
         return CLIPTextImageEncoder(model, layers, input_mode or "paper", source).to(device).freeze()
     text = str(pretrained)
     if _looks_like_path(text) or Path(text).expanduser().is_file():
-        local = WeightsRef("clip", name, "local", filename=Path(text).name, flag=CLIP_WEIGHTS_FLAG)
+        local = WeightsRef("clip", name, "local", filename=Path(text).name)
         file = resolve_weights(local, path=text)
     else:
         file = resolve_weights(clip_weights_ref(name, text), download=_open_clip_download(name, text))

@@ -45,6 +45,7 @@ from t2igan.weights import (
     check_official,
     check_state_dict_keys,
     load_state_dict_file,
+    plan_setting,
     resolve_weights,
     sha256_file,
 )
@@ -333,7 +334,7 @@ def damsm_weights_ref(tag: str, part: str = "text") -> WeightsRef:
         name="damsm",
         tag=tag,
         filename=filename,
-        flag=f"--{part}-encoder-weights",
+        setting=plan_setting("damsm", "weights" if part == "text" else "image_weights"),
         origin=official.origin if official else "",
     )
 

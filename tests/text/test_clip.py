@@ -10,7 +10,6 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from t2igan.errors import ConfigError, UnknownNameError, WeightsNotFoundError
 from t2igan.text.clip import (
-    CLIP_WEIGHTS_FLAG,
     build_clip,
     load_clip,
     save_clip_checkpoint,
@@ -133,7 +132,8 @@ def test_offline_error_names_file_place_and_flag(monkeypatch):
     with pytest.raises(WeightsNotFoundError) as caught:
         load_clip("ViT-B-32", "openai")
     message = str(caught.value)
-    for part in ("clip/ViT-B-32.pt", "$T2IGAN_WEIGHTS/clip/ViT-B-32.pt", CLIP_WEIGHTS_FLAG, "unreachable"):
+    setting = 'set pretrained = "FILE" under [encoders.clip] in a plan file'
+    for part in ("clip/ViT-B-32.pt", "$T2IGAN_WEIGHTS/clip/ViT-B-32.pt", setting, "unreachable"):
         assert part in message
 
 

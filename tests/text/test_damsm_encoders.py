@@ -224,7 +224,10 @@ def test_weights_resolve_under_the_weights_directory(tmp_path, vocab, monkeypatc
     with pytest.raises(WeightsNotFoundError) as info:
         load_damsm(vocab=vocab, tag="coco", with_image=False)
     message = str(info.value)
-    assert "damsm/coco/text_encoder100.pth" in message and "--text-encoder-weights" in message
+    assert (
+        "damsm/coco/text_encoder100.pth" in message
+        and 'set weights = "FILE" under [encoders.damsm]' in message
+    )
     assert "15Fw-gErCEArOFykW3YTnLKpRcPgI_3AB" in message  # the DF-GAN README's coco metadata link
     folder = tmp_path / "damsm" / "cub"
     folder.mkdir(parents=True)
