@@ -23,6 +23,7 @@ import torch
 from t2igan.errors import ConfigError
 from t2igan.models import ModelRef, ResolvedModel, build_model, parse_model_ref, resolve_for_dataset
 from t2igan.nn.interfaces import BuildContext, GANModel
+from t2igan.paths import check_output_file, check_output_folder
 from t2igan.training.session import DatasetSession, TextEncoderPool, TextHandle, grid_inputs, resolve_device
 
 if TYPE_CHECKING:  # annotations only: the registry imports every spec
@@ -158,6 +159,7 @@ def convert(files: Sequence[PathLike], model: str, out: PathLike) -> tuple[Path,
     from t2igan.atomic import torch_save_atomic
     from t2igan.training.convert import convert_official
 
+    check_output_file(out)  # before the release files are read
     checkpoint = convert_official(list(files), model, _registry())
     return torch_save_atomic(checkpoint, out), checkpoint["model"]
 
@@ -210,6 +212,7 @@ def train(
     ref = parse_model_ref(model) if isinstance(model, str) else model
     resolved = resolve_for_dataset(ref, registry, session.name, preset)
     folder = Path(out) if out else Path("runs") / "train" / session.label / resolved.label / f"seed{seed}"
+    check_output_folder(folder)  # before any encoder or model is built
     _check_resume(folder, resume)
     pool = TextEncoderPool(registry, where, progress, options=encoders)
     if steps is None and epochs is None and not resolved.optimizer.epochs:

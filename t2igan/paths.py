@@ -6,6 +6,7 @@ One place resolves them so that every command (train, bench, data check) agrees.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from t2igan.errors import ConfigError
@@ -64,3 +65,47 @@ def _existing(path: Path, origin: str) -> Path:
     if not path.is_dir():
         raise ConfigError(f"{origin}: {path} is not an existing folder (expected the dataset's root)")
     return path
+
+
+# Below this much free space not even a `tiny` run's checkpoints and samples fit (a few MB each): the run
+# would fail at its first checkpoint, after the encoders and the model were built.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def check_output_folder(path: str | os.PathLike, setting: str = "--out") -> Path:
+    """`path` as a folder that can be written, checked before any work starts: not a file, not on a
+    read-only file system or in a folder we cannot write, and with room on its disk. Nothing is created."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{setting} {folder}: is a file, expected a folder (give another {setting})")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{setting} {folder}: {existing} is a file, so the folder cannot be made in it")
+    _check_writable(existing, folder, setting)
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, setting: str = "--out") -> Path:
+    """`path` as a file that can be written (its folder is made when missing), checked before any work."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise ConfigError(f"{setting} {file}: is a folder, expected a file name")
+    check_output_folder(file.parent, setting)
+    return file
+
+
+def _check_writable(existing: Path, wanted: Path, setting: str) -> None:
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise ConfigError(
+            f"{setting} {wanted}: {existing} is on a read-only file system; give another {setting}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{setting} {wanted}: no permission to write in {existing}; give another {setting}")
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(
+            f"{setting} {wanted}: only {free / 2**20:.1f} MiB free on the disk of {existing} (a run needs at "
+            f"least {MIN_FREE_BYTES // 2**20} MiB); free some space or give another {setting}"
+        )

@@ -35,6 +35,7 @@ from t2igan.benchmarking.records import (
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.metrics.values import MetricValue
 from t2igan.models import ModelRef, choose_preset
+from t2igan.paths import check_output_folder
 from t2igan.training import distributed
 from t2igan.training.run import PreparedRun, prepare_run
 from t2igan.training.session import DatasetSession, TextEncoderPool, fixed_captions, resolve_device
@@ -109,6 +110,7 @@ def run_plan(plan: BenchPlan, registry: Registry, progress: bool = True) -> tupl
 
     validate_plan(plan, registry)
     check_roots(plan)
+    check_output_folder(plan.out)  # before any encoder or model is built
     device = distributed.init_from_environment(str(resolve_device(plan.device)))  # torchrun: join
     runs = plan.runs()
     main = distributed.is_main_process()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from t2igan.errors import ConfigError
+from t2igan.paths import check_output_file, check_output_folder
 
 # ---------------------------------------------------------------------------------------- plugins
 
@@ -322,6 +323,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from t2igan import api
 
+    if args.out:
+        check_output_file(args.out)  # before the model and the metrics' networks load
     encoders, probe = plan_settings(args)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     result = api.evaluate(
@@ -361,8 +364,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n {args.n}: expected a positive number of images per caption")
     out = Path(args.out)
     as_grid = out.suffix.lower() == ".png"
-    if not as_grid:
-        check_sample_folder(out)  # before the model is loaded
+    if as_grid:  # checked before the model is loaded
+        check_output_file(out)
+    else:
+        check_sample_folder(out)
+        check_output_folder(out)
     model = _checked_model(args)
     images = model.generate(list(args.text), n=args.n, seed=args.seed, as_tensor=True)
     label = model.resolved.label
