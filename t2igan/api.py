@@ -88,6 +88,21 @@ class T2IModel:
             raise ConfigError(f"n={n}: expected a positive number of images per caption (--n)")
         if not captions:
             raise ConfigError("no captions given: expected at least one (--text)")
+        for number, caption in enumerate(captions, 1):
+            if not isinstance(caption, str) or not caption.strip():
+                raise ConfigError(
+                    f"caption {number} (--text) is empty: expected a sentence, e.g. 'a red circle'"
+                )
+            unknown = self.text.encoder.unknown_words(caption)
+            if unknown:
+                logger.warning(
+                    "caption %d %r: %s not in the %s vocabulary and dropped: %s",
+                    number,
+                    caption,
+                    "this word is" if len(unknown) == 1 else f"these {len(unknown)} words are",
+                    self.text.name,
+                    ", ".join(unknown),
+                )
         features, noise = grid_inputs(
             self.text, captions, n, self.model.generator.noise_dim, seed, self.device
         )

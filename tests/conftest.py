@@ -4,6 +4,7 @@ test plugins, pip-installed into this environment."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -140,3 +141,19 @@ class Claim:
 def claim(request) -> Claim:
     seed = request.getfixturevalue("numerics_seed") if "numerics_seed" in request.fixturenames else None
     return Claim(request.node.nodeid.split("[")[0], seed)
+
+
+@pytest.fixture()
+def restored_loggers():
+    """The command's loggers as they were: `setup_logging` (an in-process `main()`) must not change other
+    tests' logging."""
+    from t2igan.cli import LOGGERS
+
+    saved = {
+        name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers)) for name in LOGGERS
+    }
+    yield
+    for name, (level, handlers) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers

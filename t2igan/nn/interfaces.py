@@ -121,6 +121,11 @@ class TextEncoder(nn.Module, ABC):
         """Everything that changes a number computed with this encoder, for records (weights_sha256, ...)."""
         return {}
 
+    def unknown_words(self, caption: str) -> list[str]:
+        """The words of `caption` that this encoder drops (a word-level vocabulary has no entry for them);
+        sampling warns about them. A subword tokenizer drops none."""
+        return []
+
     @abstractmethod
     def tokenize(self, captions: list[str]) -> dict[str, Tensor]: ...
 

@@ -103,6 +103,9 @@ class DAMSMTextEncoder(TextEncoder):
             ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         return {"ids": ids, "lengths": lengths}
 
+    def unknown_words(self, caption: str) -> list[str]:
+        return self.vocab.unknown_words(caption)
+
     def _select(self, ids: list[int], caption: str, rng: random.Random | None) -> list[int]:
         if len(ids) <= self.max_words:
             return ids

@@ -68,6 +68,10 @@ class Vocabulary:
         """Word ids of a caption; unknown words are dropped, as the official code does (it has no UNK)."""
         return [self._index[w] for w in tokenize_caption(caption) if w in self._index]
 
+    def unknown_words(self, caption: str) -> list[str]:
+        """The words of a caption that `encode` drops, each once, in caption order."""
+        return list(dict.fromkeys(w for w in tokenize_caption(caption) if w not in self._index))
+
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.words[int(i)] for i in ids if int(i) != 0]
 

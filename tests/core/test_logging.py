@@ -20,19 +20,6 @@ from tests.conftest import run_cli
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def restored_loggers():
-    """The command's loggers as they were: `setup_logging` here must not change other tests' logging."""
-    saved = {
-        name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers)) for name in LOGGERS
-    }
-    yield
-    for name, (level, handlers) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
-
-
 # ------------------------------------------------------------------------------------------ library
 
 

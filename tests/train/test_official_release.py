@@ -251,3 +251,30 @@ def test_create_model_loads_a_release_in_memory_as_convert_writes_it(release):
     assert len(pictures) == 1 and pictures[0].size == (256, 256)
     with pytest.raises(ConfigError, match="holds dfgan.bird256"):
         t2igan.create_model("ratgan", checkpoint=path, encoders=encoders)
+
+
+def test_sample_refuses_an_empty_caption_and_names_the_words_damsm_drops(release, capsys, restored_loggers):
+    folder, _, settings = release
+    converted = folder / "dfgan-bird.pt"
+    assert (
+        main(["convert", str(folder / "rel.pth"), "--model", "dfgan.bird256", "--out", str(converted)]) == 0
+    )
+    capsys.readouterr()
+    sample = ["sample", "--ckpt", str(converted), "--plan", str(settings), "--n", "1"]
+    assert main([*sample, "--text", CAPTIONS[0], "--text", "  ", "--out", str(folder / "a.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == "t2igan sample: error: caption 2 (--text) is empty: expected a sentence, e.g. 'a red circle'"
+    )
+    assert not (folder / "a.png").exists()
+
+    caption = "this zebra bird is red with purple feet and a zebra tail"
+    assert main([*sample, "--text", caption, "--out", str(folder / "b.png")]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"t2igan: warning: caption 1 {caption!r}: these 5 words are not in the damsm vocabulary and dropped: "
+        "zebra, purple, feet, and, tail"
+    ) in err
+    assert (folder / "b.png").is_file()
+    assert main([*sample, "--text", CAPTIONS[1], "--out", str(folder / "c.png")]) == 0
+    assert "vocabulary" not in capsys.readouterr().err  # every word known: nothing said
