@@ -171,12 +171,12 @@ def create_model(
 def convert(files: Sequence[PathLike], model: str, out: PathLike) -> tuple[Path, dict[str, Any]]:
     """An official release (`files`: RAT-GAN's netG and netD are two) into one of our checkpoints at
     `out`, for `model` (e.g. "dfgan.bird256"); returns the path and the checkpoint's model entry."""
-    from t2igan.atomic import torch_save_atomic
+    from t2igan.training.checkpoint import save_checkpoint
     from t2igan.training.convert import convert_official
 
     check_output_file(out)  # before the release files are read
     checkpoint = convert_official(list(files), model, _registry())
-    return torch_save_atomic(checkpoint, out), checkpoint["model"]
+    return save_checkpoint(checkpoint, out), checkpoint["model"]
 
 
 # -------------------------------------------------------------------------------------------- data

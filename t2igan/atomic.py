@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,22 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# What `atomic_path` names its temporary files: `.<target>.<mkstemp's 8 characters><suffix>`.
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?P<suffix>\.[a-z0-9.]*tmp)$")
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes killed before their rename left in `folder` (only a folder
+    no other process is writing in: a live write's temporary file looks the same). Returns them."""
+    folder = Path(folder)
+    found = (
+        [p for p in folder.iterdir() if p.is_file() and _TEMPORARY.match(p.name)] if folder.is_dir() else []
+    )
+    for path in found:
+        path.unlink(missing_ok=True)
+    return sorted(found)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], fsync: bool = False) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,12 +203,30 @@ def load_state_dict_file(path: str | os.PathLike, what: str = "checkpoint") -> M
     if not path.is_file():
         raise T2IGanError(f"{what} {path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a plain pickle's protocol: the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise T2IGanError(
-            f"{what} {path}: cannot be read as a PyTorch weights file ({type(exc).__name__}: {exc}). "
-            "Expected a file written by torch.save holding tensors (truncated downloads fail here too)."
-        ) from exc
+        # our words, never torch's: its message advises retrying with weights_only=False, which runs code
+        raise T2IGanError(f"{what} {path}: {_unreadable_reason(exc)}") from None
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    text = str(exc)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (
+            f"refused: it holds pickled Python objects ({refused.group(1)}) besides tensors and plain values, "
+            "and loading those could run code; t2igan reads only tensors and plain values "
+            "(torch.load with weights_only=True)"
+        )
+    # a cut archive fails in miniz ("central directory"), at its end (EOFError) or seeking past it (OSError)
+    if "zip archive" in text or "central directory" in text or isinstance(exc, (EOFError, OSError)):
+        return "truncated or damaged: not a complete torch.save archive (an interrupted copy or download?)"
+    return (
+        f"cannot be read as a PyTorch weights file ({type(exc).__name__}); expected a file written by "
+        "torch.save holding tensors and plain values"
+    )
 
 
 def check_state_dict_keys(

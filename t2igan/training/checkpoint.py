@@ -13,12 +13,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from t2igan.atomic import torch_save_atomic, write_text_atomic
 from t2igan.errors import T2IGanError
+from t2igan.hashing import sha256_file
 from t2igan.weights import load_state_dict_file
 
 FORMAT = "t2igan-checkpoint"
 VERSION = 1
 STEP_FILE = re.compile(r"^step(\d+)\.pt$")
+FINAL_FILE = "final.pt"
+CHECKSUM_SUFFIX = ".sha256"
 
 
 def rng_state() -> dict[str, Any]:
@@ -78,8 +82,46 @@ def make_checkpoint(
     }
 
 
+def checksum_path(path: str | os.PathLike) -> Path:
+    """`step00000100.pt.sha256` beside `step00000100.pt`, in `sha256sum` format (`sha256sum -c` reads it)."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def save_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write a checkpoint atomically, then its sha256 beside it. The old checksum goes first: a process
+    killed between the two writes leaves a checkpoint without one (read unverified), never one that a
+    stale checksum calls damaged."""
+    path = Path(path)
+    checksum_path(path).unlink(missing_ok=True)
+    torch_save_atomic(checkpoint, path)
+    write_text_atomic(checksum_path(path), f"{sha256_file(path)}  {path.name}\n")
+    return path
+
+
+def verify_checkpoint(path: str | os.PathLike) -> None:
+    """A flipped byte inside a tensor loads without complaint, so a checkpoint is checked against the
+    sha256 written beside it at save time (when there is one: older checkpoints and copies carry none)."""
+    path, side = Path(path), checksum_path(path)
+    if not side.is_file() or not path.is_file():
+        return
+    recorded = (side.read_text(encoding="utf-8", errors="replace").split() or [""])[0]
+    actual = sha256_file(path)
+    if actual != recorded:
+        raise DamagedCheckpoint(
+            f"checkpoint {path}: damaged: its sha256 {actual[:12]} is not the {recorded[:12]} written in "
+            f"{side.name} when it was saved"
+        )
+
+
+class DamagedCheckpoint(T2IGanError):
+    """A checkpoint whose bytes changed after it was saved."""
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read one of our checkpoints; a foreign file gets an error saying what to do with it."""
+    """Read one of our checkpoints, verified against its checksum; a foreign file gets an error saying
+    what to do with it."""
+    verify_checkpoint(path)
     data = load_state_dict_file(path, what="checkpoint")
     if not isinstance(data, Mapping) or data.get("format") != FORMAT:
         raise T2IGanError(
@@ -106,6 +148,7 @@ def step_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
 def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> None:
     for _, path in step_checkpoints(folder)[:-keep_last] if keep_last > 0 else []:
         path.unlink(missing_ok=True)
+        checksum_path(path).unlink(missing_ok=True)
 
 
 def text_encoder_sha(info: Any) -> str | None:

@@ -19,16 +19,18 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from t2igan.atomic import torch_save_atomic, write_text_atomic
+from t2igan.atomic import remove_temporaries, write_text_atomic
 from t2igan.errors import T2IGanError
 from t2igan.nn.interfaces import Batch, GANModel, LossDict, TextFeatures
 from t2igan.progress import progress_bar
 from t2igan.training import distributed
 from t2igan.training.checkpoint import (
+    FINAL_FILE,
     check_text_encoder,
     make_checkpoint,
     prune_checkpoints,
     read_checkpoint,
+    save_checkpoint,
     set_rng_state,
     step_checkpoints,
 )
@@ -144,20 +146,39 @@ class Trainer:
         if not self.is_writer:
             return None
         path = self.out_dir / (name or f"step{self.step:08d}.pt")
-        torch_save_atomic(self.state(), path)
+        save_checkpoint(self.state(), path)
         if name is None:
             prune_checkpoints(self.out_dir, self.config.keep_last)
         return path
 
     def resume(self) -> int:
-        """Continue from the newest step checkpoint in the run folder, if any; returns its step."""
-        candidates = [path for _, path in step_checkpoints(self.out_dir)[-1:]]
-        if (self.out_dir / "final.pt").exists():
-            candidates.append(self.out_dir / "final.pt")
+        """Continue from the newest intact checkpoint in the run folder, if any; returns its step. A damaged
+        newer one is named in a warning and left in place (training past its step replaces it)."""
+        if self.is_writer:
+            left = remove_temporaries(self.out_dir)
+            if left:
+                logger.info(
+                    "removed %d temporary file(s) of an interrupted write in %s", len(left), self.out_dir
+                )
+        candidates = [path for _, path in reversed(step_checkpoints(self.out_dir))]
+        if (self.out_dir / FINAL_FILE).exists():
+            candidates.insert(0, self.out_dir / FINAL_FILE)
         if not candidates:
             return 0
-        loaded = [(read_checkpoint(path), path) for path in candidates]
-        checkpoint, path = max(loaded, key=lambda item: int(item[0]["progress"]["step"]))
+        damaged: list[str] = []
+        for path in candidates:
+            try:
+                checkpoint = read_checkpoint(path)
+                break
+            except T2IGanError as exc:
+                damaged.append(str(exc))
+        else:
+            raise T2IGanError(
+                f"{self.out_dir}: no intact checkpoint to resume from: {'; '.join(damaged)}. Move them away "
+                "to train from the start, or use a new output folder"
+            )
+        if damaged and self.is_writer:
+            logger.warning("resuming from %s, the newest intact checkpoint: %s", path, "; ".join(damaged))
         if int(checkpoint["progress"]["step"]) > self.config.total_steps:
             raise T2IGanError(
                 f"{self.out_dir}: holds a checkpoint at step {checkpoint['progress']['step']}, past this run's "
@@ -255,7 +276,7 @@ class Trainer:
             raise T2IGanError(
                 f"step {self.step}: the processes' parameters differ; gradients were not averaged"
             )
-        final = self.save("final.pt")
+        final = self.save(FINAL_FILE)
         self.write_samples("final")
         memory = meter.result()
         return TrainResult(
