@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from t2igan.atomic import write_json_atomic, write_text_atomic
+from t2igan.benchmarking.claims import RunClaim, describe_holder
 from t2igan.benchmarking.costs import inference_throughput, run_costs
 from t2igan.benchmarking.evaluation import EvalEncoders, evaluate_model
 from t2igan.benchmarking.plan import BenchPlan, RunKey
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # annotations only: the registry imports every spec
     from t2igan.registry import Registry
 
 logger = logging.getLogger(__name__)
+CLAIM_POLL_SECONDS = 2.0  # how often a process that has run what it could looks at runs others hold
 
 
 def write_plan(out: Path, plan: dict[str, Any]) -> Path:
@@ -159,21 +161,68 @@ class BenchRunner:
             out.mkdir(parents=True, exist_ok=True)
             write_plan(out, self.plan.as_dict())
         keys = self.plan.runs()
-        records = []
-        for number, key in enumerate(keys, 1):
-            records.append(self.run_one(key, f"[{number}/{len(keys)}] {key.label}"))
-        return records
+        labels = {key: f"[{number}/{len(keys)}] {key.label}" for number, key in enumerate(keys, 1)}
+        records: dict[RunKey, RunRecord] = {}
+        waiting: list[RunKey] = []  # runs another process holds: taken once it finishes or dies
+        for key in keys:
+            record = self.run_one(key, labels[key])
+            if record is None:
+                waiting.append(key)
+            else:
+                records[key] = record
+        if waiting and self.writer:
+            logger.info(
+                "waiting for %d run(s) that other processes hold: %s",
+                len(waiting),
+                ", ".join(labels[key] for key in waiting),
+            )
+        while waiting:
+            time.sleep(CLAIM_POLL_SECONDS)
+            still = []
+            for key in waiting:
+                record = self.run_one(key, labels[key], say_held=False)
+                if record is None:
+                    still.append(key)
+                else:
+                    records[key] = record
+            waiting = still
+        return [records[key] for key in keys]
 
-    def run_one(self, key: RunKey, label: str) -> RunRecord:
+    def run_one(self, key: RunKey, label: str, say_held: bool = True) -> RunRecord | None:
+        """Train and evaluate one run, or reuse its finished record; None when another live process holds
+        its claim (`say_held`: say so)."""
         folder = run_dir(self.plan.out, key.dataset, key.model.variant, key.seed)
         self._check_folder_splits(key)
-        previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
         say, warn = (logger.info, logger.warning) if self.writer else (_quiet, _quiet)
-        if previous is not None:
-            self._check_same_measure(previous, folder, key)
+        previous = self._previous(folder, key)
         if previous is not None and previous.status == STATUS_FINISHED:
             say(f"{label}: finished earlier, skipped")
             return previous
+        claim = RunClaim(folder)
+        if not distributed.broadcast_flag(claim.acquire() if self.writer else False):
+            if say_held:
+                say(f"{label}: claimed by {describe_holder(claim.holder())}; taking the next run, back later")
+            return None
+        with claim:
+            if claim.previous:
+                say(
+                    f"{label}: taking over from {describe_holder(claim.previous)}, which ended without finishing"
+                )
+            previous = self._previous(folder, key)  # the holder we waited for may have finished it
+            if previous is not None and previous.status == STATUS_FINISHED:
+                say(f"{label}: finished by another process meanwhile, skipped")
+                return previous
+            return self._run_claimed(key, folder, label, previous, say, warn)
+
+    def _previous(self, folder: Path, key: RunKey) -> RunRecord | None:
+        previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
+        if previous is not None:
+            self._check_same_measure(previous, folder, key)
+        return previous
+
+    def _run_claimed(
+        self, key: RunKey, folder: Path, label: str, previous: RunRecord | None, say: Any, warn: Any
+    ) -> RunRecord:
         say(f"{label}: {'resuming' if previous is not None else 'starting'}")
         record = RunRecord(
             plan=self.plan.name,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from t2igan.errors import ConfigError, T2IGanError
+from t2igan.locking import exclusive
 from t2igan.metrics.images import to_float
 from t2igan.weights import load_state_dict_file
 
@@ -381,14 +382,25 @@ def load_or_train_probe(
     key = probe_key(images, labels, config, seed)
     folder = Path(cache_dir) if cache_dir is not None else cache_root() / "metrics" / "probes"
     path = folder / f"probe-{key[:24]}.pt"
-    if path.is_file():
-        try:
-            probe = TrainedProbe.load(path)
-            if probe.key == key:
-                return probe, True
-        except T2IGanError:
-            pass  # unreadable or foreign: retrain and overwrite
-    probe = train_probe(images, labels, config, seed, progress, device)
-    probe.key = key
-    probe.save(path)
+    cached = _cached_probe(path, key)
+    if cached is not None:
+        return cached, True
+    # processes that need the same probe at once (several benches on one cache) train it once
+    with exclusive(path.with_name(path.name + ".lock"), "the probe"):
+        cached = _cached_probe(path, key)
+        if cached is not None:
+            return cached, True
+        probe = train_probe(images, labels, config, seed, progress, device)
+        probe.key = key
+        probe.save(path)
     return probe, False
+
+
+def _cached_probe(path: Path, key: str) -> TrainedProbe | None:
+    if not path.is_file():
+        return None
+    try:
+        probe = TrainedProbe.load(path)
+    except T2IGanError:
+        return None  # unreadable or foreign: retrained and overwritten
+    return probe if probe.key == key else None

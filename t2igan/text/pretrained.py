@@ -7,7 +7,6 @@ pre-training config, the seed and FORMAT_VERSION (bumped whenever the training c
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -15,8 +14,7 @@ import platform
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ import torch
 from t2igan.atomic import write_sidecar
 from t2igan.data.split import Split, canonical_json
 from t2igan.errors import ConfigError, T2IGanError, T2IGanWarning
+from t2igan.locking import exclusive
 from t2igan.nn.interfaces import TextEncoder
 from t2igan.paths import cache_root as default_cache_root
 from t2igan.specs import DATA_IMAGE_SIZE, EncoderRecipe, LoadedText
@@ -178,7 +177,7 @@ def ensure_pretrained(
     cached = _try_load(how, kind, path, key, device)
     if cached is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path.with_name(path.name + ".lock")):
+        with exclusive(path.with_name(path.name + ".lock"), f"the {dataset} {how.label}"):
             cached = _try_load(how, kind, path, key, device)  # another process may have finished meanwhile
             if cached is None:
                 logger.info("pre-training the %s %s (first use; cached at %s)", dataset, how.label, path)
@@ -208,16 +207,6 @@ def _report_top1(encoder: PretrainedEncoder, dataset: str, label: str) -> None:
         figure,
         encoder.sha256[:16],
     )
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------ cache reading
@@ -402,5 +391,7 @@ def _remeasure(
     meta = _read_sidecar(cached.path) or {}
     if meta.get("sha256") == cached.sha256:
         meta.update(retrieval_top1=cached.retrieval_top1, stats=cached.stats)
-        with _locked(cached.path.with_name(cached.path.name + ".lock")):
+        with exclusive(
+            cached.path.with_name(cached.path.name + ".lock"), f"the {cached.path.name} measurement"
+        ):
             write_sidecar(sidecar_path(cached.path), meta)

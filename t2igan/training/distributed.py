@@ -84,6 +84,16 @@ def all_finite(value: Tensor) -> bool:
     return bool(finite.item())
 
 
+def broadcast_flag(value: bool) -> bool:
+    """Rank 0's `value` on every rank (a decision only rank 0 can make, e.g. whether it claimed a run)."""
+    if not is_distributed():
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    flag = torch.tensor([1.0 if value else 0.0], device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

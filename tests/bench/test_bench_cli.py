@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from t2igan.benchmarking.claims import RunClaim
 from tests.conftest import ROOT, TINY_ENCODER_SETTINGS, run_cli
 
 TINY_SETTINGS = '\ndata = ["shapes:size=tiny"]\nprotocol = "quick"\n' + TINY_ENCODER_SETTINGS
@@ -140,6 +142,74 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, cache_env, finish
     record = json.loads((train.parent / "record.json").read_text())
     assert record["status"] == "finished"
     assert record["costs"]["resumed_from"] >= 2 and record["costs"]["steps"] == 60
+    # the killed process's claim went with it: the next process says whose run it took over
+    assert f"taking over from {socket.gethostname()} pid {process.pid} since " in result.stderr
+
+
+def _finished(run: Path) -> bool:
+    try:
+        return json.loads((run / "record.json").read_text())["status"] == "finished"
+    except (OSError, ValueError):
+        return False
+
+
+def _quality(out: Path) -> pd.DataFrame:
+    """The results the tables are made of, less the measured costs (times differ from run to run)."""
+    results = pd.read_csv(out / "results.csv")
+    kept = results[results["prov_mode"] != "cost"][["model", "seed", "metric", "value"]]
+    return kept.sort_values(["model", "seed", "metric"]).reset_index(drop=True)
+
+
+def test_three_processes_on_one_plan_train_each_run_once(tmp_path, cache_env, finished_plan):
+    plan = write_plan(tmp_path, "shared", 'models = ["dfgan"]\nseeds = [0, 1, 2, 3]\nsteps = 4\n')
+    out = tmp_path / "out"
+    runs = {seed: out / "shapes_size=tiny" / "dfgan" / f"seed{seed}" for seed in range(4)}
+    held = RunClaim(runs[0])  # this test holds run 1 while the processes start: each must pass it by
+    assert held.acquire()
+    logs = [tmp_path / f"process{n}.log" for n in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "t2igan", "bench", str(plan), "--out", str(out)],
+            cwd=ROOT,
+            env={**os.environ, **cache_env},
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w", encoding="utf-8"),
+        )
+        for log in logs
+    ]
+    try:
+        deadline = time.time() + 600
+        # every process has trained what it could and waits for run 1, which only this test holds
+        while time.time() < deadline and not (
+            all(_finished(runs[seed]) for seed in (1, 2, 3))
+            and all("waiting for" in log.read_text() for log in logs)
+        ):
+            assert all(p.poll() is None for p in processes), [log.read_text()[-2000:] for log in logs]
+            time.sleep(0.5)
+        held.release()
+        codes = [p.wait(timeout=600) for p in processes]
+    finally:
+        held.release()
+        for process in processes:
+            process.kill()
+    said = [log.read_text(encoding="utf-8") for log in logs]
+    assert codes == [0, 0, 0], [text[-2000:] for text in said]
+    me = f"claimed by {socket.gethostname()} pid {os.getpid()} since "
+    assert all(me in text for text in said)  # every process found run 1 held, and went on
+    for seed, folder in runs.items():
+        label = f"shapes:size=tiny / dfgan / seed {seed}: starting"
+        assert sum(text.count(label) for text in said) == 1, seed  # trained by exactly one process
+        steps = [
+            json.loads(line)["step"] for line in (folder / "train" / "log.jsonl").read_text().splitlines()
+        ]
+        assert steps == sorted(set(steps)) and steps[-1] == 4  # each step once
+        record = json.loads((folder / "record.json").read_text())
+        assert record["status"] == "finished" and record["costs"]["resumed_from"] == 0
+    alone = tmp_path / "alone"
+    single = run_cli("bench", str(plan), "--out", str(alone), env=cache_env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    pd.testing.assert_frame_equal(_quality(out), _quality(alone))
+    assert len(_quality(out)) == 4 * len(set(_quality(out)["metric"]))
 
 
 def test_bad_flags_are_one_line_errors():
