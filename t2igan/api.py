@@ -218,8 +218,9 @@ def train(
     from t2igan.benchmarking.budgets import BUDGET_STEPS
     from t2igan.registry import get_registry
     from t2igan.training import distributed
-    from t2igan.training.run import prepare_run
+    from t2igan.training.run import check_budget, prepare_run
 
+    check_budget(steps, epochs)
     registry = get_registry()
     # under torchrun: join the process group (gloo on CPU, nccl on CUDA, this rank's GPU)
     where = distributed.init_from_environment(str(_device(device)))

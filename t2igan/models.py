@@ -138,7 +138,13 @@ def resolve(ref: ModelRef, registry: Registry, preset: str | None = None) -> Res
     spec: ModelSpec = registry.model(ref.name)
     chosen = spec.preset(ref.preset or preset)
     base = ResolvedModel(ref, spec, chosen, dict(chosen.config))
-    settings = apply_overrides(base.settings, ref.overrides_dict(), where=f"{ref.label}")
+    nullable = frozenset(
+        key
+        for other in spec.presets.values()
+        for key, value in {**other.config, **other.optimizer.as_config()}.items()
+        if value is None
+    )
+    settings = apply_overrides(base.settings, ref.overrides_dict(), where=f"{ref.label}", nullable=nullable)
     try:
         return base.with_settings(settings)
     except RegistrationError as exc:  # an override of lr_g, beta1, max_epoch … out of range
@@ -168,9 +174,17 @@ def resolve_for_dataset(
     return resolve(ref, registry, preset=choose_preset(spec, dataset, ref.preset or preset))
 
 
-def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """`base` with `overrides` applied. A key whose preset value is a string keeps a string: the words
-    `parse_value` reads as None, booleans or numbers (`rat_mode=none`, `name=1`) stay as written."""
+def apply_overrides(
+    base: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    where: str,
+    nullable: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """`base` with `overrides` applied, each of the type of the value it replaces (the preset declares the
+    types): a wrong type fails here, naming the key, before anything is built. A key whose preset value
+    is a string keeps a string: the words `parse_value` reads as None, booleans or numbers
+    (`rat_mode=none`, `name=1`) stay as written. None replaces a value only for the keys in `nullable`
+    (None in some preset of the model) and those that are None already."""
     config = dict(base)
     for key, value in overrides.items():
         if key not in config:
@@ -179,10 +193,49 @@ def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any], where
             raise ConfigError(
                 f"{where}: unknown override {key!r}.{hint} Allowed keys: {', '.join(sorted(config))}"
             )
-        if isinstance(config[key], str) and not isinstance(value, str):
-            value = "none" if value is None else _format_value(value)
-        config[key] = value
+        config[key] = _typed_override(key, value, config[key], key in nullable, where)
     return config
+
+
+def _typed_override(key: str, value: Any, current: Any, nullable: bool, where: str) -> Any:
+    if isinstance(current, str):
+        return value if isinstance(value, str) else "none" if value is None else _format_value(value)
+    if value is None and (current is None or nullable):
+        return None
+    if current is None:  # sized elsewhere (from the text encoder) or unset: the builder checks it
+        return value
+    expected = _expected_kind(current)
+    given = "none" if value is None else _format_value(value)
+    problem = f"{where}: override {key}={given}: expected {expected} (the preset's {key} is {_format_value(current)})"
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(problem)
+        return value
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(problem)
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(problem)
+        return float(value)
+    if isinstance(current, (tuple, list)) and isinstance(
+        value, (tuple, list)
+    ):  # from Python, not a reference
+        return type(current)(value)
+    raise ConfigError(
+        f"{where}: override {key}={given}: {key} is {expected} and cannot be set in a model reference"
+    )
+
+
+def _expected_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    return f"a {type(value).__name__}"
 
 
 def build_model(resolved: ResolvedModel, context: BuildContext) -> GANModel:

@@ -194,7 +194,13 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         raise ConfigError(
             f"{source}: unknown plan field(s) {', '.join(unknown)}; known: {', '.join(PLAN_FIELDS)}"
         )
-    models_text = fields.get("models") or "all"
+    models_text = fields.get("models")
+    if models_text is not None and not (models_text.strip() if isinstance(models_text, str) else models_text):
+        raise ConfigError(
+            f"{source}: models is empty: give at least one model name (see `t2igan models`), or leave it out "
+            "for every registered model"
+        )
+    models_text = models_text or "all"
     if isinstance(models_text, list):
         models_text = ",".join(models_text)
     datasets = _split_list(fields.get("data") or "shapes", "--data")
@@ -273,10 +279,16 @@ def load_plan_file(path: str | Path, overrides: Mapping[str, Any] | None = None)
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"plan file {path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"plan file {path}: is a folder, expected a .toml file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"plan file {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"plan file {path}: cannot be read ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"plan file {path}: not valid TOML ({exc})") from exc
     data.setdefault("name", path.stem)
-    given = {k: v for k, v in (overrides or {}).items() if v not in (None, [], "")}
+    given = {k: v for k, v in (overrides or {}).items() if v not in (None, []) and (v != "" or k == "models")}
     if any(k in given for k in ("budget", "steps", "epochs")):
         for key in ("budget", "steps", "epochs"):  # a budget flag replaces the file's budget
             data.pop(key, None)

@@ -15,6 +15,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from t2igan import __version__
 from t2igan.errors import T2IGanError, T2IGanWarning
@@ -86,6 +87,13 @@ def _lazy(function: str) -> Callable[[argparse.Namespace], int]:
 
 
 # ------------------------------------------------------------------------------------------ parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line, as every other error of the command is (not argparse's usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -160,14 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         BUDGETS,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="t2igan",
         description="Train, evaluate and compare text-to-image GANs on identical splits, seeds and budgets.",
         epilog="Run `t2igan COMMAND --help` for each command's options.",
     )
     parser.add_argument("--version", action="version", version=f"t2igan {__version__}")
     _add_verbosity(parser, 0)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     p = sub.add_parser(
         "bench",
@@ -217,11 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="dataset folder")
     p.add_argument(
         "--steps",
-        type=int,
+        type=_positive_int,
         default=None,
         help="training steps (default: the preset's max_epoch epochs, else 300)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="train for N epochs instead of --steps")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="train for N epochs instead of --steps")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument(
         "--checkpoint-every",
@@ -293,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_lazy("cmd_report"))
 
     p = sub.add_parser("data", help="check a dataset folder or build its caches")
-    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True, parser_class=_Parser)
     dataset_help = "dataset name (see `t2igan plugins`), with loader options: e.g. celeba-tiny:subset=FILE"
     q = data_sub.add_parser("check", help="validate a dataset folder and print what it holds")
     q.add_argument("name", help=dataset_help)

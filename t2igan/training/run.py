@@ -41,6 +41,15 @@ GRID_NOISE = 8  # ... x 8 fixed noise vectors (columns), identical for every mod
 GRID_SEED = 100  # the grid's noise seed (a plan's `eval_seed`)
 
 
+def check_budget(steps: int | None, epochs: int | None) -> None:
+    """A budget of `steps` or `epochs` (or neither): each a positive integer, never both."""
+    if steps is not None and epochs is not None:
+        raise ConfigError("give --steps or --epochs, not both")
+    for flag, value in (("--steps", steps), ("--epochs", epochs)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{flag} {value!r}: expected a positive integer")
+
+
 def total_steps(
     resolved: ResolvedModel,
     steps_per_epoch: int,
@@ -50,8 +59,7 @@ def total_steps(
 ) -> int:
     """`steps`, else `epochs` (or the preset's max_epoch) epochs; a preset without max_epoch trains
     `fallback` steps, or is an error when there is none (a paper budget needs the paper's epochs)."""
-    if steps is not None and epochs is not None:
-        raise ConfigError("give --steps or --epochs, not both")
+    check_budget(steps, epochs)
     if steps is not None:
         return int(steps)
     chosen = epochs if epochs is not None else resolved.optimizer.epochs

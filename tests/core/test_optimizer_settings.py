@@ -51,7 +51,6 @@ def test_settings_read_back_from_a_record_rebuild_the_same_split():
         ("lr_g=-1", "lr_g"),
         ("beta1=1.5", "betas"),
         ("max_epoch=0", r"epochs \(max_epoch\)"),
-        ("lr_d=fast", "lr_d"),
     ],
 )
 def test_an_override_out_of_range_is_one_config_error_naming_the_model_and_key(override, named):

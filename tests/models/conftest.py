@@ -9,7 +9,7 @@ import torch
 
 import t2igan_plugins.dfgan
 import t2igan_plugins.ratgan
-from t2igan.models import apply_overrides
+from t2igan.models import ModelRef, resolve
 from t2igan.nn import Batch, BuildContext, TextFeatures
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 
@@ -30,7 +30,7 @@ def registry() -> Registry:
 
 def build(registry: Registry, model: str, preset: str, meta: bool = False, **overrides: Any):
     spec = registry.model(model)
-    config = apply_overrides(spec.preset(preset).config, overrides, where=f"{model}.{preset}")
+    config = resolve(ModelRef(model, preset, tuple(overrides.items())), registry).config
     if meta:
         with torch.device("meta"):
             return spec.build(config, BuildContext(registry=registry, device=torch.device("meta")))

@@ -13,7 +13,7 @@ from PIL import Image
 
 import t2igan_plugins.alrgan
 from t2igan.errors import ConfigError, WeightsNotFoundError
-from t2igan.models import apply_overrides
+from t2igan.models import ModelRef, resolve
 from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
 from t2igan.registry import PluginInfo, PluginLoader, Registry
 from t2igan.text.damsm import SmallDAMSMImageEncoder
@@ -37,7 +37,7 @@ def registry() -> Registry:
 
 def build(registry, preset: str, encoder=None, meta: bool = False, **overrides):
     spec = registry.model("alrgan")
-    config = apply_overrides(spec.preset(preset).config, overrides, where=f"alrgan.{preset}")
+    config = resolve(ModelRef("alrgan", preset, tuple(overrides.items())), registry).config
     if meta:
         with torch.device("meta"):
             context = BuildContext(registry=registry, text_encoder=encoder, device=torch.device("meta"))

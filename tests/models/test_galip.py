@@ -15,7 +15,7 @@ import t2igan_plugins.galip
 import t2igan_plugins.ratgan
 import t2igan_plugins.ratlip
 from t2igan.errors import ConfigError, T2IGanError
-from t2igan.models import apply_overrides
+from t2igan.models import ModelRef, resolve
 from t2igan.nn import Batch, BuildContext, TextFeatures, count_parameters
 from t2igan.nn.clip_gan import DeepFusion
 from t2igan.registry import PluginInfo, PluginLoader, Registry
@@ -221,7 +221,7 @@ def tiny_clip():
 
 def build(registry, model: str, preset: str, encoder=None, meta: bool = False, **overrides):
     spec = registry.model(model)
-    config = apply_overrides(spec.preset(preset).config, overrides, where=f"{model}.{preset}")
+    config = resolve(ModelRef(model, preset, tuple(overrides.items())), registry).config
     if meta:
         with torch.device("meta"):
             return spec.build(config, BuildContext(registry, encoder, torch.device("meta")))
