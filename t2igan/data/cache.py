@@ -37,7 +37,7 @@ from t2igan.hashing import sha256_file
 from t2igan.paths import cache_root
 from t2igan.progress import progress_bar
 
-BUILDER_VERSION = 1  # bump when the pixels stored for the same split and sizes would change
+BUILDER_VERSION = 2  # bump when the pixels stored for the same split and sizes would change (2: 16-bit grey)
 LOAD_RATIO = (
     76 / 64
 )  # official `Resize(int(imsize * 76 / 64))` before RandomCrop (DF-GAN/GALIP prepare_dataset)

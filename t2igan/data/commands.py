@@ -108,10 +108,10 @@ def verify_image(path: Path) -> str | None:
 def check_split(split: Split, verify_images: bool = True, progress: bool = False) -> SplitReport:
     unreadable = []
     if verify_images and split.renderer is None:
-        from tqdm.auto import tqdm
+        from t2igan.progress import progress_bar
 
-        for index in tqdm(
-            range(len(split)), disable=not progress, desc=f"check {split.dataset}/{split.name}"
+        for index in progress_bar(
+            range(len(split)), show=progress, desc=f"check {split.dataset}/{split.name}"
         ):
             reason = verify_image(split.image_path(index))
             if reason is not None:

@@ -20,6 +20,7 @@ from t2igan.errors import ConfigError, T2IGanError
 from t2igan.hashing import sha256_file
 
 SPLITS = ("train", "test")
+CAPTION_ERRORS = ("strict", "replace")
 WORD = re.compile(r"\w")
 CUB_CROP_RULE = (
     "bbox crop: r = int(0.75*max(w, h)) around the box centre, clipped to the image "
@@ -32,12 +33,18 @@ class Problems:
     """Raises at the first problem ("raise"), or keeps them all and skips the image ("collect")."""
 
     mode: str = "raise"
+    caption_errors: str = "strict"  # "replace": read a caption file that is not UTF-8 with U+FFFD
     found: list[str] = field(default_factory=list)
     longer: list[str] = field(default_factory=list)  # caption files with more non-empty lines than used
+    replaced: list[str] = field(default_factory=list)  # caption files read with replacement characters
 
     def __post_init__(self) -> None:
         if self.mode not in ("raise", "collect"):
             raise ConfigError(f"on_error={self.mode!r}: expected 'raise' or 'collect'")
+        if self.caption_errors not in CAPTION_ERRORS:
+            raise ConfigError(
+                f"caption_errors={self.caption_errors!r}: expected one of {', '.join(CAPTION_ERRORS)}"
+            )
 
     def report(self, message: str) -> None:
         if self.mode == "raise":
@@ -48,18 +55,33 @@ class Problems:
 # ---------------------------------------------------------------------------------------- file reading
 
 
-def read_captions(path: Path, count: int, longer: list[str] | None = None) -> tuple[str, ...]:
+def read_captions(path: Path, count: int, problems: Problems | None = None) -> tuple[str, ...]:
     """The first `count` non-empty lines of a caption file (lines without a word character are empty to
     the official loaders too: their tokenizer yields nothing and they skip the line). A file with more
-    lines is used as the official loaders use it (its first `count`) and named in `longer`."""
+    lines is used as the official loaders use it (its first `count`) and named in `problems.longer`. A file
+    that is not UTF-8 is refused, naming its line (the official loaders open it as UTF-8 and stop), or
+    read with replacement characters and named in `problems.replaced` under caption_errors="replace"."""
+    problems = problems if problems is not None else Problems()
     if not path.is_file():
         raise T2IGanError(f"caption file {path}: no such file (expected {count} captions, one per line)")
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        if problems.caption_errors != "replace":
+            raise T2IGanError(
+                f"caption file {path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); fix the file, "
+                "or read such files with replacement characters: give the dataset as NAME:caption_errors=replace "
+                "(e.g. --data cub:caption_errors=replace)"
+            ) from None
+        text = raw.decode("utf-8", errors="replace")
+        problems.replaced.append(f"{path} line {line}")
     lines = [line.strip() for line in text.splitlines() if WORD.search(line)]
     if len(lines) < count:
         raise T2IGanError(f"caption file {path}: {len(lines)} non-empty lines, expected at least {count}")
-    if len(lines) > count and longer is not None:
-        longer.append(f"{path} ({len(lines)} lines)")
+    if len(lines) > count:
+        problems.longer.append(f"{path} ({len(lines)} lines)")
     return tuple(lines[:count])
 
 
@@ -121,7 +143,7 @@ def build_records(
             problems.report(f"image {image}: no such file (listed in filenames.pickle as {key!r})")
             continue
         try:
-            captions = read_captions(text_of(key), captions_per_image, problems.longer)
+            captions = read_captions(text_of(key), captions_per_image, problems)
         except T2IGanError as exc:
             problems.report(str(exc))
             continue
@@ -148,12 +170,18 @@ def _split(
     if not records:
         detail = f"; first problem: {problems.found[0]}" if problems.found else ""
         raise T2IGanError(f"{dataset}/{split} under {root}: no usable images{detail}")
-    notes = ()
+    notes: tuple[str, ...] = ()
     if problems.longer:
-        notes = (
+        notes += (
             f"{len(problems.longer)} caption file(s) have more than {k} non-empty lines; the first {k} are "
             f"used, as the official loaders do: {', '.join(problems.longer[:3])}"
             + (" …" if len(problems.longer) > 3 else ""),
+        )
+    if problems.replaced:
+        notes += (
+            f"{len(problems.replaced)} caption file(s) are not UTF-8 and were read with replacement characters "
+            f"(caption_errors=replace): {', '.join(problems.replaced[:3])}"
+            + (" …" if len(problems.replaced) > 3 else ""),
         )
     return Split(
         dataset, split, tuple(records), root, k, preprocessing, problems=tuple(problems.found), notes=notes
@@ -202,13 +230,14 @@ def load_cub_split(
     split: str,
     on_error: str = "raise",
     captions_per_image: int = 10,
+    caption_errors: str = "strict",
 ) -> Split:
     """CUB-200-2011 in the `birds` layout (10 captions per image: DF-GAN code/cfg/bird.yml)."""
     _check_split("cub", split)
     root = _require_dir(Path(root), "the CUB root holding CUB_200_2011/, text/, train/ and test/")
     images = _require_dir(root / "CUB_200_2011" / "images", "the CUB-200-2011 images")
     keys = read_filenames(root / split / "filenames.pickle")
-    problems = Problems(on_error)
+    problems = Problems(on_error, caption_errors)
     records = build_records(
         root,
         keys,
@@ -235,6 +264,7 @@ def load_flowers_split(
     split: str,
     on_error: str = "raise",
     captions_per_image: int = 10,
+    caption_errors: str = "strict",
 ) -> Split:
     """Oxford-102 flowers: DF-GAN's `oxford-102-flowers/images/<key>.jpg` or RATLIP's `images/<key.jpg>`,
     captions in `text/<key without extension>.txt` (10 per image: DF-GAN code/cfg/flower.yml)."""
@@ -250,7 +280,7 @@ def load_flowers_split(
             f"{root}: neither {dfgan} (DF-GAN layout) nor {root / 'images'} (RATLIP layout) exists"
         )
     keys = read_filenames(root / split / "filenames.pickle")
-    problems = Problems(on_error)
+    problems = Problems(on_error, caption_errors)
     records = build_records(
         root,
         keys,
@@ -294,14 +324,18 @@ def detect_coco_images(root: Path, split: str) -> tuple[str, Path]:
 
 
 def load_coco_split(
-    root: str | os.PathLike, split: str, on_error: str = "raise", captions_per_image: int = 5
+    root: str | os.PathLike,
+    split: str,
+    on_error: str = "raise",
+    captions_per_image: int = 5,
+    caption_errors: str = "strict",
 ) -> Split:
     """MS-COCO 2014: train = train2014, test = val2014; the first 5 captions (DF-GAN code/cfg/coco.yml)."""
     _check_split("coco", split)
     root = _require_dir(Path(root), "the COCO root holding images/, text/, train/ and test/")
     layout, folder = detect_coco_images(root, split)
     keys = read_filenames(root / split / "filenames.pickle")
-    problems = Problems(on_error)
+    problems = Problems(on_error, caption_errors)
     records = build_records(
         root,
         keys,
@@ -330,6 +364,7 @@ def load_celeba_tiny_split(
     on_error: str = "raise",
     captions_per_image: int = 10,
     subset: str | None = None,
+    caption_errors: str = "strict",
 ) -> Split:
     """CelebA-tiny as a subset of a Multi-Modal-CelebA-HQ-style tree: `images/<id>.jpg` (or MM-CelebA-HQ's
     `image/CelebA-HQ-img/<id>.jpg`), `text/<id>.txt` with 10 lines, train|test/filenames.pickle.
@@ -352,7 +387,7 @@ def load_celeba_tiny_split(
         wanted = set(read_subset(subset_path))
         keys = [k for k in keys if _strip_ext(k) in wanted]
         preprocessing["subset"] = {"file": str(subset), "sha256": sha256_file(subset_path)}
-    problems = Problems(on_error)
+    problems = Problems(on_error, caption_errors)
     records = build_records(
         root,
         keys,

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from PIL import Image
 
 from t2igan.errors import T2IGanError
@@ -65,10 +66,38 @@ def _image_errors(path: str | Path) -> Iterator[None]:
         raise T2IGanError(f"image {path}: unreadable ({exc}); expected a JPEG/PNG image") from None
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+# Modes whose pixel range a file does not state, or colour spaces Pillow only relabels: no right answer.
+REFUSED_MODES = {
+    "I": "32-bit integer pixels, whose range the file does not state",
+    "F": "32-bit float pixels, whose range the file does not state",
+    "LAB": "CIE L*a*b* pixels, which Pillow does not convert to RGB colour-correctly",
+    "HSV": "HSV pixels",
+}
+
+
+def to_rgb(img: Image.Image, source: str | Path) -> Image.Image:
+    """8-bit RGB from any mode Pillow opens, as the official loaders' `convert('RGB')` gives it (grey,
+    palette, CMYK, and alpha dropped), except where that would be wrong: 16-bit grey keeps its top 8 bits
+    (convert clips it at 255, which makes an image almost white), and a mode with no known range is
+    refused with the reason."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        grey = (np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if img.mode in REFUSED_MODES:
+        raise T2IGanError(
+            f"image {source}: mode {img.mode} ({REFUSED_MODES[img.mode]}); save it as 8- or 16-bit RGB or grey"
+        )
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:  # a mode Pillow has no conversion for ("La", premultiplied)
+        raise T2IGanError(f"image {source}: mode {img.mode} cannot be converted to RGB ({exc})") from None
+
+
 def read_image_file(path: str | Path, bbox: Sequence[int] | None = None) -> Image.Image:
     """Decode an image file to RGB (then the official bbox crop); a bad file raises T2IGanError."""
     with _image_errors(path), Image.open(path) as img:
-        img = img.convert("RGB")
+        img = to_rgb(img, path)
     if bbox is not None:
         img = img.crop(official_bbox_crop(img.size, bbox))
     return img

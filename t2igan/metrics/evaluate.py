@@ -17,6 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 from t2igan.atomic import write_json_atomic
+from t2igan.data.split import to_rgb
 from t2igan.errors import ConfigError, T2IGanError
 from t2igan.metrics.context import EvalBatch, EvalContext, EvalSample, Metric
 from t2igan.metrics.images import to_float, to_uint8_nhwc
@@ -270,7 +271,7 @@ def _read_images(paths: Sequence[Path], first: dict[str, Any]) -> Tensor:
     for path in paths:
         try:
             with Image.open(path) as image:
-                arrays.append(np.asarray(image.convert("RGB")))
+                arrays.append(np.asarray(to_rgb(image, path)))
         except OSError as exc:
             raise ConfigError(f"{path}: not a readable image ({exc})") from exc
         first.setdefault("shape", arrays[-1].shape)

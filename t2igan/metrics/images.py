@@ -14,7 +14,12 @@ from t2igan.errors import ConfigError
 
 
 def _from_pil(images: Sequence[Any]) -> Tensor:
-    arrays = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images]
+    from t2igan.data.split import to_rgb
+
+    arrays = [
+        np.asarray(to_rgb(image, f"{index} of the images given"), dtype=np.uint8)
+        for index, image in enumerate(images)
+    ]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
