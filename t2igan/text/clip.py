@@ -487,6 +487,7 @@ class ClipWeights:
     kind: str  # "torchscript" | "t2igan" | "state_dict"
     config: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    openai_keys: bool = False  # a state dict with the scalars of OpenAI's archive (input_resolution, ...)
 
 
 def is_torchscript_archive(path: str | os.PathLike) -> bool:
@@ -515,7 +516,45 @@ def read_clip_weights(path: str | os.PathLike) -> ClipWeights:
         return ClipWeights(_clean_state(raw["state_dict"], path), "t2igan", dict(raw["model_config"]), meta)
     if isinstance(raw, Mapping) and isinstance(raw.get("state_dict"), Mapping):
         raw = raw["state_dict"]
-    return ClipWeights(_clean_state(raw, path), "state_dict")
+    openai_keys = isinstance(raw, Mapping) and any(key in raw for key in _OPENAI_EXTRA_KEYS)
+    return ClipWeights(_clean_state(raw, path), "state_dict", openai_keys=openai_keys)
+
+
+def weights_architecture(
+    name: str, weights: ClipWeights, tag: str, quick_gelu: bool | None, file: str | os.PathLike
+) -> dict[str, Any]:
+    """The model config a weights file is for, taken from the file whichever way it was given: our
+    checkpoints carry theirs, OpenAI's release (its TorchScript archive, or a state dict with its scalars)
+    is QuickGELU, and a plain state dict follows the open_clip name's config, which must say which
+    activation it uses (`-quickgelu` names do) unless `quick_gelu` does; otherwise it is ambiguous and
+    refused: built with the other activation, it runs and gives other numbers (GALIP's output by 1.5e-4)."""
+    if weights.kind == "t2igan":
+        config, origin = dict(weights.config or {}), "the checkpoint's own config"
+    elif weights.kind == "torchscript" or weights.openai_keys or tag == "openai":
+        config, origin = openai_config(weights.state), "OpenAI's release format"
+    else:
+        config = model_config(name)
+        if quick_gelu is not None:
+            return {**config, "quick_gelu": bool(quick_gelu)}
+        if "quick_gelu" in config:
+            return config
+        import open_clip
+
+        renamed = (
+            f", or name the model {name}-quickgelu" if open_clip.get_model_config(f"{name}-quickgelu") else ""
+        )
+        raise ConfigError(
+            f"CLIP weights {file}: a plain state dict does not say which activation its model uses (OpenAI's "
+            f"CLIPs: QuickGELU; open_clip's own: GELU), and the {name!r} config does not either; set "
+            f"quick_gelu = true or false under [encoders.clip] in a plan file (Python: quick_gelu=...){renamed}"
+        )
+    stated = bool(config.get("quick_gelu", False))
+    if quick_gelu is not None and bool(quick_gelu) != stated:
+        raise ConfigError(
+            f"CLIP weights {file}: quick_gelu={bool(quick_gelu)} contradicts {origin}, which is "
+            f"{'QuickGELU' if stated else 'GELU'}; leave quick_gelu out"
+        )
+    return config
 
 
 def _clean_state(state: Any, path: Path) -> dict[str, Tensor]:
@@ -564,13 +603,8 @@ def load_clip(
     else:
         file = resolve_weights(clip_weights_ref(name, text), download=_open_clip_download(name, text))
     weights = read_clip_weights(file)
-    if weights.kind == "t2igan":
-        config = weights.config
-    elif weights.kind == "torchscript" or text == "openai":
-        config = openai_config(weights.state)
-    else:
-        config = model_config(name)
-    model = build_open_clip_model(config, quick_gelu, weights.state, f"CLIP weights {file}")
+    config = weights_architecture(name, weights, text, quick_gelu, file)
+    model = build_open_clip_model(config, None, weights.state, f"CLIP weights {file}")
     source = CLIPSource(
         name=str(weights.meta.get("name") or name),
         pretrained=text,
