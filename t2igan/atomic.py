@@ -45,13 +45,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
 _TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?P<suffix>\.[a-z0-9.]*tmp)$")
 
 
-def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that writes killed before their rename left in `folder` (only a folder
-    no other process is writing in: a live write's temporary file looks the same). Returns them."""
+def remove_temporaries(folder: str | os.PathLike, target: str | None = None) -> list[Path]:
+    """Delete the temporary files that writes killed before their rename left in `folder` (of the file
+    named `target` only, when given); only where no other process is writing them: a live write's
+    temporary file looks the same. Returns them."""
     folder = Path(folder)
-    found = (
-        [p for p in folder.iterdir() if p.is_file() and _TEMPORARY.match(p.name)] if folder.is_dir() else []
-    )
+    found = []
+    for path in folder.iterdir() if folder.is_dir() else []:
+        match = _TEMPORARY.match(path.name)
+        if path.is_file() and match and target in (None, match.group("target")):
+            found.append(path)
     for path in found:
         path.unlink(missing_ok=True)
     return sorted(found)

@@ -80,8 +80,10 @@ def parse_model_ref(text: str) -> ModelRef:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"--models {text!r}: override {item!r} must look like key=value")
+        if key.strip() in dict(overrides):
+            raise ConfigError(f"--models {text!r}: override {key.strip()!r} is given twice; give it once")
         overrides.append((key.strip(), parse_value(value)))
-    return ModelRef(name.strip(), preset.strip() or None, tuple(sorted(overrides)))
+    return ModelRef(name.strip(), preset.strip() or None, tuple(sorted(overrides, key=lambda pair: pair[0])))
 
 
 def parse_model_list(text: str) -> list[ModelRef]:

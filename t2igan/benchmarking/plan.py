@@ -3,6 +3,7 @@ flags or a TOML file; the resolved plan is written beside the results."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,32 +19,73 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-PLAN_FIELDS = (
-    "name",
-    "models",
-    "data",
-    "seeds",
-    "budget",
-    "steps",
-    "epochs",
-    "batch_size",
-    "protocol",
-    "eval_images",
-    "fid_mode",
-    "inception_weights",
-    "fid_reference",
-    "second_clip",
-    "roots",
-    "device",
-    "eval_seed",
-    "out",
-    "encoders",
-    "probe",
-    "checkpoint_every",
-    "keep_last",
-    "eval_every",
-    "eval_every_images",
-)
+TEXT, INTEGER, NAMES, TABLE = "text", "integer", "names", "table"
+# The plan's schema: each field's kind, checked before anything else reads it, so that a plan file whose
+# value has the wrong type fails on one line naming it. `names`: text ("a,b") or a list of texts (seeds
+# also a list of integers); `table`: a TOML table (or, for roots and fid_reference, NAME=VALUE texts).
+PLAN_SCHEMA: dict[str, str] = {
+    "name": TEXT,
+    "models": NAMES,
+    "data": NAMES,
+    "seeds": NAMES,
+    "budget": TEXT,
+    "steps": INTEGER,
+    "epochs": INTEGER,
+    "batch_size": INTEGER,
+    "protocol": TEXT,
+    "eval_images": INTEGER,
+    "fid_mode": TEXT,
+    "inception_weights": TEXT,
+    "fid_reference": TABLE,
+    "second_clip": TEXT,
+    "roots": TABLE,
+    "device": TEXT,
+    "eval_seed": INTEGER,
+    "out": TEXT,
+    "encoders": TABLE,
+    "probe": TABLE,
+    "checkpoint_every": INTEGER,
+    "keep_last": INTEGER,
+    "eval_every": INTEGER,
+    "eval_every_images": INTEGER,
+}
+PLAN_FIELDS = tuple(PLAN_SCHEMA)
+_EXPECTED = {
+    TEXT: "text",
+    INTEGER: "an integer",
+    NAMES: 'a comma-separated text or a list, e.g. "dfgan,galip" or ["dfgan", "galip"]',
+    TABLE: "a table",
+}
+
+
+def _check_kinds(fields: Mapping[str, Any], source: str) -> None:
+    """Every given field of the kind its schema entry says (None: not given)."""
+    for key, value in fields.items():
+        kind = PLAN_SCHEMA[key]
+        if value is None:
+            continue
+        if kind == TEXT:  # paths may be PathLike; a device may be a torch.device (from Python)
+            ok = isinstance(value, (str, os.PathLike)) or (key == "device" and hasattr(value, "type"))
+        elif kind == INTEGER:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == NAMES:
+            ok = (
+                isinstance(value, str)
+                or (
+                    isinstance(value, (list, tuple))
+                    and all(
+                        isinstance(v, str)
+                        or (key == "seeds" and isinstance(v, int) and not isinstance(v, bool))
+                        for v in value
+                    )
+                )
+                or (key == "seeds" and isinstance(value, int) and not isinstance(value, bool))
+            )
+        else:
+            listed = key in ("roots", "fid_reference") and isinstance(value, (list, tuple))
+            ok = isinstance(value, Mapping) or (listed and all(isinstance(v, str) for v in value))
+        if not ok:
+            raise ConfigError(f"{source}: {key} = {value!r}: expected {_EXPECTED[kind]}")
 
 
 @dataclass(frozen=True)
@@ -194,6 +236,7 @@ def make_plan(fields: Mapping[str, Any], source: str = "flags") -> BenchPlan:
         raise ConfigError(
             f"{source}: unknown plan field(s) {', '.join(unknown)}; known: {', '.join(PLAN_FIELDS)}"
         )
+    _check_kinds(fields, source)
     models_text = fields.get("models")
     if models_text is not None and not (models_text.strip() if isinstance(models_text, str) else models_text):
         raise ConfigError(

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from t2igan.errors import ConfigError, T2IGanError
-from t2igan.locking import exclusive
+from t2igan.locking import exclusive, under_way
 from t2igan.metrics.images import to_float
 from t2igan.weights import load_state_dict_file
 
@@ -390,9 +390,10 @@ def load_or_train_probe(
         cached = _cached_probe(path, key)
         if cached is not None:
             return cached, True
-        probe = train_probe(images, labels, config, seed, progress, device)
-        probe.key = key
-        probe.save(path)
+        with under_way(path, "training the probe"):
+            probe = train_probe(images, labels, config, seed, progress, device)
+            probe.key = key
+            probe.save(path)
     return probe, False
 
 

@@ -25,7 +25,7 @@ import torch
 from t2igan.atomic import write_sidecar
 from t2igan.data.split import Split, canonical_json
 from t2igan.errors import ConfigError, T2IGanError, T2IGanWarning
-from t2igan.locking import exclusive
+from t2igan.locking import exclusive, under_way
 from t2igan.nn.interfaces import TextEncoder
 from t2igan.paths import cache_root as default_cache_root
 from t2igan.specs import DATA_IMAGE_SIZE, EncoderRecipe, LoadedText
@@ -181,9 +181,21 @@ def ensure_pretrained(
             cached = _try_load(how, kind, path, key, device)  # another process may have finished meanwhile
             if cached is None:
                 logger.info("pre-training the %s %s (first use; cached at %s)", dataset, how.label, path)
-                train_and_save(
-                    kind, dataset, train, test, path, cfg, device, seed, progress, cache_root, key, registry
-                )
+                with under_way(path, f"pre-training the {dataset} {how.label}"):
+                    train_and_save(
+                        kind,
+                        dataset,
+                        train,
+                        test,
+                        path,
+                        cfg,
+                        device,
+                        seed,
+                        progress,
+                        cache_root,
+                        key,
+                        registry,
+                    )
                 cached = _try_load(how, kind, path, key, device)
                 if cached is None:
                     raise T2IGanError(f"pre-trained {kind} encoder {path}: unreadable right after writing it")
