@@ -194,8 +194,8 @@ class BenchRunner:
         folder = run_dir(self.plan.out, key.dataset, key.model.variant, key.seed)
         self._check_folder_splits(key)
         say, warn = (logger.info, logger.warning) if self.writer else (_quiet, _quiet)
-        previous = self._previous(folder, key)
-        if previous is not None and previous.status == STATUS_FINISHED:
+        previous, finished = self._finished(folder, key)
+        if finished:
             say(f"{label}: finished earlier, skipped")
             return previous
         claim = RunClaim(folder)
@@ -208,11 +208,20 @@ class BenchRunner:
                 say(
                     f"{label}: taking over from {describe_holder(claim.previous)}, which ended without finishing"
                 )
-            previous = self._previous(folder, key)  # the holder we waited for may have finished it
-            if previous is not None and previous.status == STATUS_FINISHED:
+            previous, finished = self._finished(folder, key)  # the holder we waited for may have finished it
+            if finished:
                 say(f"{label}: finished by another process meanwhile, skipped")
                 return previous
             return self._run_claimed(key, folder, label, previous, say, warn)
+
+    def _finished(self, folder: Path, key: RunKey) -> tuple[RunRecord | None, bool]:
+        """The run's stored record, and whether it is finished, as rank 0 sees it: under torchrun every
+        rank takes the same branch even while another bench process writes the record."""
+        previous = self._previous(folder, key)
+        finished = distributed.broadcast_flag(previous is not None and previous.status == STATUS_FINISHED)
+        if finished and (previous is None or previous.status != STATUS_FINISHED):
+            previous = self._previous(folder, key)  # rank 0 saw it finished: it is complete on disk now
+        return previous, finished
 
     def _previous(self, folder: Path, key: RunKey) -> RunRecord | None:
         previous = read_record(folder / "record.json") if (folder / "record.json").is_file() else None
