@@ -312,6 +312,10 @@ class TextEncoderSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     load: Callable[..., LoadedText] | None = None
     recipe: EncoderRecipe | None = None
+    # The keys of a plan's [encoders.NAME] table that `load`/`build` read besides `config`'s (DAMSM:
+    # weights, image_weights, vocab). Declared, any key that neither they nor the recipe know is refused
+    # before a run starts (a misspelt `weights` would otherwise be ignored); empty: nothing is checked.
+    settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("text encoder", self.name)

@@ -39,7 +39,13 @@ from t2igan.models import ModelRef, choose_preset
 from t2igan.paths import check_output_folder
 from t2igan.training import distributed
 from t2igan.training.run import PreparedRun, prepare_run
-from t2igan.training.session import DatasetSession, TextEncoderPool, fixed_captions, resolve_device
+from t2igan.training.session import (
+    DatasetSession,
+    TextEncoderPool,
+    check_encoder_options,
+    fixed_captions,
+    resolve_device,
+)
 from t2igan.training.trainer import TrainingDiverged
 
 if TYPE_CHECKING:  # annotations only: the registry imports every spec
@@ -88,6 +94,7 @@ def validate_plan(plan: BenchPlan, registry: Registry) -> BenchPlan:
         registry.model(ref.name)
     for label in plan.datasets:
         registry.dataset(label.split(":", 1)[0])
+    check_encoder_options(plan.encoders, registry)
     return plan
 
 

@@ -154,6 +154,7 @@ def t2igan_register_text_encoders(register):
             "text_encoder*.pth files load strictly, or one the project pre-trains",
             license="AttnGAN code MIT; official weights as distributed with DF-GAN/AttnGAN metadata",
             config={"tag": "cub"},
+            settings=("weights", "image_weights", "vocab"),
             recipe=EncoderRecipe(
                 label="DAMSM encoder",
                 defaults=DAMSM_RECIPE,

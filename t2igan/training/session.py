@@ -181,6 +181,7 @@ class TextEncoderPool:
         self.registry, self.device, self.progress = registry, device, progress
         self.options = {k: dict(v) for k, v in (options or {}).items()}
         self._handles: dict[tuple[str, str], TextHandle] = {}
+        check_encoder_options(self.options, registry)
 
     def get(self, name: str, data: DatasetSession, recorded: Mapping[str, Any] | None = None) -> TextHandle:
         """The encoder `name` for `data`; `recorded` (a checkpoint's text-encoder entry) pins the exact
@@ -241,6 +242,26 @@ class TextEncoderPool:
         info = {"name": name, **loaded.info}
         key = f"{name}-{(info.get('weights_sha256') or 'unknown')[:16]}"
         return TextHandle(name, loaded.encoder.to(self.device), key, info, loaded.view)
+
+
+def check_encoder_options(options: Mapping[str, Mapping[str, Any]], registry: Registry) -> None:
+    """A plan's [encoders] tables, checked before any work: each names a registered encoder, and, where the
+    encoder declares its settings, holds only keys it (or its pre-training recipe) reads."""
+    from t2igan.text.pretrained import full_config
+
+    for name, table in options.items():
+        spec = registry.text_encoder(name)  # an unknown name fails here, with the registered ones
+        if not spec.settings:
+            continue
+        known = set(spec.config) | set(spec.settings)
+        if spec.recipe is not None:
+            known |= set(full_config(name, {}, registry)) | set(spec.recipe.defaults)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(
+                f"[encoders.{name}] {', '.join(unknown)}: not a setting of the {name} encoder; known: "
+                f"{', '.join(sorted(known))}"
+            )
 
 
 def _dataset_root(data: DatasetSession) -> Path | None:

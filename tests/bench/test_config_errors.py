@@ -63,3 +63,22 @@ def test_the_api_checks_the_budget_before_any_work(tmp_path, monkeypatch, steps,
     with pytest.raises(ConfigError, match="expected a positive integer|not both"):
         t2igan.train("dfgan", "shapes:size=tiny", steps=steps, epochs=epochs, out=tmp_path / "run")
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_misspelt_encoder_setting_is_refused_before_any_run(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        'models = ["dfgan"]\nsteps = 2\n[encoders.damsm]\nweightz = "/w/text_encoder200.pth"\n',
+        encoding="utf-8",
+    )
+    cache = tmp_path / "cache"
+    line = one_line(
+        run_cli("bench", str(plan), "--out", str(tmp_path / "out"), env={"T2IGAN_CACHE": str(cache)})
+    )
+    assert "[encoders.damsm] weightz: not a setting of the damsm encoder; known: " in line
+    assert "weights" in line and not (cache / "encoders").exists()
+    plan.write_text('models = ["dfgan"]\n[encoders.damsn]\nepochs = 1\n', encoding="utf-8")
+    line = one_line(
+        run_cli("bench", str(plan), "--out", str(tmp_path / "out"), env={"T2IGAN_CACHE": str(cache)})
+    )
+    assert "unknown text encoder 'damsn'. Did you mean 'damsm'?" in line
